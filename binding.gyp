@@ -1,0 +1,36 @@
+{
+  "targets": [
+    {
+      "target_name": "vmrun_kvm",
+      "sources": [
+        "native/addon.cc",
+        "native/kvm/error.cc",
+        "native/kvm/kvm.cc",
+        "native/kvm/event_loop.cc",
+        "native/kvm/machine.cc",
+        "native/kvm/vstate/memory.cc",
+        "native/kvm/vstate/vm.cc",
+        "native/kvm/vstate/vcpu.cc",
+        "native/kvm/arch/x86_64/boot_info.cc",
+        "native/kvm/arch/x86_64/cpuid.cc",
+        "native/kvm/arch/x86_64/e820.cc",
+        "native/kvm/arch/x86_64/gdt.cc",
+        "native/kvm/arch/x86_64/mptable.cc",
+        "native/kvm/arch/x86_64/regs.cc",
+        "native/kvm/loader/bzimage.cc",
+        "native/kvm/loader/elf.cc",
+        "native/kvm/loader/file.cc",
+        "native/kvm/loader/initrd.cc",
+        "native/kvm/loader/kernel.cc",
+        "native/kvm/devices/bus.cc",
+        "native/kvm/devices/legacy/i8042.cc",
+        "native/kvm/devices/legacy/serial.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/kvm"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-O2"]
+    }
+  ]
+}

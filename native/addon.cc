@@ -1,0 +1,176 @@
+// The Node face of the VMM: a thin N-API layer over vmm::Machine. Everything here converts
+// between JS values and the VMM's types; the VMM itself lives in native/kvm/.
+#include <napi.h>
+
+#include <memory>
+
+#include "error.h"
+#include "kvm.h"
+#include "machine.h"
+
+namespace {
+
+const char* ExitKindName(vmm::MachineExit::Kind kind) {
+  switch (kind) {
+    case vmm::MachineExit::Kind::kReset: return "reset";
+    case vmm::MachineExit::Kind::kStopped: return "stopped";
+    case vmm::MachineExit::Kind::kTripleFault: return "triple-fault";
+    case vmm::MachineExit::Kind::kError: return "error";
+  }
+  return "error";
+}
+
+// Runs `body`, turning VMM exceptions into JS errors: a SysError keeps its call and errno.
+template <typename F>
+auto Guard(Napi::Env env, F body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const vmm::SysError& e) {
+    Napi::Error error = Napi::Error::New(env, e.what());
+    error.Set("code", Napi::String::New(env, vmm::ErrnoName(e.err())));
+    error.Set("syscall", Napi::String::New(env, e.call()));
+    error.Set("errno", Napi::Number::New(env, e.err()));
+    throw error;
+  } catch (const vmm::KvmUnavailable& e) {
+    Napi::Error error = Napi::Error::New(env, e.what());
+    error.Set("code", Napi::String::New(env, "ERR_KVM_UNAVAILABLE"));
+    throw error;
+  } catch (const vmm::VmmError& e) {
+    Napi::Error error = Napi::Error::New(env, e.what());
+    error.Set("code", Napi::String::New(env, "ERR_VMM"));
+    throw error;
+  }
+}
+
+std::string StringField(const Napi::Object& o, const char* key, bool required) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() && !required) return "";
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+uint64_t IntField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d < 0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be a non-negative integer");
+  }
+  return static_cast<uint64_t>(d);
+}
+
+class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeMachine",
+                       {InstanceMethod<&NativeMachine::Start>("start"),
+                        InstanceMethod<&NativeMachine::Stop>("stop"),
+                        InstanceMethod<&NativeMachine::Destroy>("destroy"),
+                        InstanceMethod<&NativeMachine::TakeConsole>("takeConsole"),
+                        InstanceMethod<&NativeMachine::Memory>("memory")});
+  }
+
+  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus }, onExit({kind, detail}))
+  explicit NativeMachine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeMachine>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject() || !info[1].IsFunction()) {
+      throw Napi::TypeError::New(env, "NativeMachine(config, onExit) expects an object and a function");
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    vmm::MachineConfig config;
+    config.kernel = StringField(o, "kernel", true);
+    config.initrd = StringField(o, "initrd", false);
+    config.cmdline = StringField(o, "cmdline", true);
+    config.memory_mib = IntField(o, "memoryMiB");
+    config.vcpus = static_cast<uint32_t>(IntField(o, "vcpus"));
+
+    on_exit_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "vmrun-exit", 0, 1);
+    try {
+      Guard(env, [&] {
+        machine_ = std::make_unique<vmm::Machine>(config, [this](const vmm::MachineExit& exit) {
+          on_exit_.BlockingCall(new vmm::MachineExit(exit), DeliverExit);
+        });
+      });
+    } catch (...) {
+      on_exit_.Release();
+      throw;
+    }
+  }
+
+  ~NativeMachine() override { Teardown(); }
+
+ private:
+  static void DeliverExit(Napi::Env env, Napi::Function callback, vmm::MachineExit* exit) {
+    std::unique_ptr<vmm::MachineExit> owned(exit);
+    if (!env) return;  // the function is being torn down
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("kind", ExitKindName(exit->kind));
+    result.Set("detail", exit->detail);
+    callback.Call({result});
+  }
+
+  void Start(const Napi::CallbackInfo& info) {
+    if (!machine_) throw Napi::Error::New(info.Env(), "the machine was destroyed");
+    Guard(info.Env(), [&] { machine_->Start(); });
+    started_ = true;
+  }
+
+  void Stop(const Napi::CallbackInfo&) {
+    if (machine_) machine_->Stop();
+  }
+
+  // Joins the VMM's threads and frees the VM. Safe to call more than once.
+  void Destroy(const Napi::CallbackInfo&) { Teardown(); }
+
+  Napi::Value TakeConsole(const Napi::CallbackInfo& info) {
+    if (!machine_) throw Napi::Error::New(info.Env(), "the machine was destroyed");
+    Napi::Object fds = Napi::Object::New(info.Env());
+    fds.Set("output", machine_->TakeConsoleOutput());
+    fds.Set("input", machine_->TakeConsoleInput());
+    return fds;
+  }
+
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    if (!machine_) throw Napi::Error::New(info.Env(), "the machine was destroyed");
+    Napi::Object m = Napi::Object::New(info.Env());
+    m.Set("guestBytes", static_cast<double>(machine_->GuestMemoryBytes()));
+    m.Set("guestResidentBytes", static_cast<double>(machine_->GuestResidentBytes()));
+    return m;
+  }
+
+  void Teardown() {
+    if (!machine_) return;
+    machine_->Stop();
+    machine_->Join();
+    machine_.reset();
+    // A started machine releases the exit function after delivering its exit; one never
+    // started has no exit to deliver.
+    if (!started_) on_exit_.Release();
+  }
+
+  std::unique_ptr<vmm::Machine> machine_;
+  Napi::ThreadSafeFunction on_exit_;
+  bool started_ = false;
+};
+
+// probe() -> { usable, error?, apiVersion, maxVcpus, recommendedVcpus }
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  vmm::KvmProbe probe = vmm::Kvm::Probe();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("usable", probe.usable);
+  if (!probe.usable) o.Set("error", probe.error);
+  o.Set("apiVersion", probe.api_version);
+  o.Set("maxVcpus", probe.max_vcpus);
+  o.Set("recommendedVcpus", probe.recommended_vcpus);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeMachine", NativeMachine::Define(env));
+  exports.Set("probe", Napi::Function::New(env, Probe));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(vmrun_kvm, Init)

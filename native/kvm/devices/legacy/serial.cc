@@ -1,0 +1,153 @@
+#include "devices/legacy/serial.h"
+
+#include <unistd.h>
+
+
+namespace vmm::devices {
+
+namespace {
+// Register offsets and bits, from the 16550A data sheet (and Linux include/uapi/linux/serial_reg.h).
+constexpr uint64_t kData = 0, kIer = 1, kIir = 2, kLcr = 3, kMcr = 4, kLsr = 5, kMsr = 6, kScr = 7;
+constexpr uint8_t kIerRxData = 0x01, kIerThrEmpty = 0x02;
+constexpr uint8_t kIirNone = 0x01, kIirThrEmpty = 0x02, kIirRxData = 0x04, kIirFifoEnabled = 0xc0;
+constexpr uint8_t kLcrDlab = 0x80;
+constexpr uint8_t kMcrLoop = 0x10;
+constexpr uint8_t kLsrDataReady = 0x01, kLsrThrEmpty = 0x20, kLsrIdle = 0x40;
+constexpr uint8_t kMsrDefault = 0xb0;  // DCD, DSR, CTS: a cable with someone listening
+}  // namespace
+
+Serial::Serial(int output_fd, std::function<void()> raise_irq, std::function<void()> on_rx_space)
+    : output_fd_(output_fd), raise_irq_(std::move(raise_irq)), on_rx_space_(std::move(on_rx_space)) {}
+
+void Serial::Read(uint64_t offset, uint8_t* data, uint32_t len) {
+  bool irq = false, rx_space = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const bool was_full = rx_fifo_.size() >= kRxFifoSize;
+    for (uint32_t i = 0; i < len; ++i) data[i] = i == 0 ? ReadRegister(offset, irq) : 0;
+    rx_space = was_full && rx_fifo_.size() < kRxFifoSize;
+  }
+  if (irq) raise_irq_();
+  if (rx_space) on_rx_space_();
+}
+
+void Serial::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
+  if (len != 1) return;  // the UART's registers are bytes
+  bool irq = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    WriteRegister(offset, data[0], irq);
+  }
+  if (irq) raise_irq_();
+}
+
+size_t Serial::RxRoom() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return kRxFifoSize - rx_fifo_.size();
+}
+
+size_t Serial::EnqueueInput(const uint8_t* data, size_t len) {
+  bool irq = false;
+  size_t taken = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (taken < len && rx_fifo_.size() < kRxFifoSize) rx_fifo_.push_back(data[taken++]);
+    irq = taken > 0 && (ier_ & kIerRxData);
+  }
+  if (irq) raise_irq_();
+  return taken;
+}
+
+uint8_t Serial::InterruptId() const {
+  if ((ier_ & kIerRxData) && !rx_fifo_.empty()) return kIirRxData;
+  if ((ier_ & kIerThrEmpty) && thr_interrupt_pending_) return kIirThrEmpty;
+  return kIirNone;
+}
+
+uint8_t Serial::ReadRegister(uint64_t offset, bool& irq) {
+  switch (offset) {
+    case kData: {
+      if (lcr_ & kLcrDlab) return dll_;
+      if (rx_fifo_.empty()) return 0;
+      uint8_t byte = rx_fifo_.front();
+      rx_fifo_.pop_front();
+      return byte;
+    }
+    case kIer:
+      return (lcr_ & kLcrDlab) ? dlm_ : ier_;
+    case kIir: {
+      uint8_t id = InterruptId();
+      if (id == kIirThrEmpty) thr_interrupt_pending_ = false;  // reading IIR acknowledges THRE
+      return id | ((fcr_ & 1) ? kIirFifoEnabled : 0);
+    }
+    case kLcr:
+      return lcr_;
+    case kMcr:
+      return mcr_;
+    case kLsr:
+      return kLsrThrEmpty | kLsrIdle | (rx_fifo_.empty() ? 0 : kLsrDataReady);
+    case kMsr:
+      // In loopback, the modem status lines mirror the control lines (DTR->DSR, RTS->CTS, ...).
+      return (mcr_ & kMcrLoop) ? static_cast<uint8_t>(((mcr_ & 0x1) << 5) | ((mcr_ & 0x2) << 3) |
+                                                      ((mcr_ & 0x4) << 4) | ((mcr_ & 0x8) << 4))
+                               : kMsrDefault;
+    case kScr:
+      return scr_;
+    default:
+      (void)irq;
+      return 0;
+  }
+}
+
+void Serial::WriteRegister(uint64_t offset, uint8_t value, bool& irq) {
+  switch (offset) {
+    case kData:
+      if (lcr_ & kLcrDlab) {
+        dll_ = value;
+      } else if (mcr_ & kMcrLoop) {
+        if (rx_fifo_.size() < kRxFifoSize) rx_fifo_.push_back(value);
+        irq = ier_ & kIerRxData;
+      } else {
+        Transmit(value);
+        thr_interrupt_pending_ = true;
+        irq = ier_ & kIerThrEmpty;
+      }
+      break;
+    case kIer:
+      if (lcr_ & kLcrDlab) {
+        dlm_ = value;
+      } else {
+        // Like a real 16550 (and QEMU): enabling THRE while the holding register is empty
+        // raises it at once. Linux's 8250 startup tests for exactly this.
+        const bool thre_enabled = !(ier_ & kIerThrEmpty) && (value & kIerThrEmpty);
+        ier_ = value & 0x0f;
+        if (thre_enabled) thr_interrupt_pending_ = true;
+        irq = thre_enabled || ((ier_ & kIerRxData) && !rx_fifo_.empty());
+      }
+      break;
+    case kIir:  // FCR when written
+      fcr_ = value;
+      if (value & 0x02) rx_fifo_.clear();
+      break;
+    case kLcr:
+      lcr_ = value;
+      break;
+    case kMcr:
+      mcr_ = value & 0x1f;
+      break;
+    case kScr:
+      scr_ = value;
+      break;
+    default:
+      break;  // LSR and MSR are read-only
+  }
+}
+
+void Serial::Transmit(uint8_t byte) {
+  // A blocking write: a host that does not read stalls the guest's console, it never loses bytes.
+  // It fails only when nobody reads any more (EPIPE) or the VMM is stopping this vCPU (EINTR);
+  // the byte is then dropped.
+  (void)!write(output_fd_, &byte, 1);
+}
+
+}  // namespace vmm::devices

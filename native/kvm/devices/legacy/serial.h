@@ -1,0 +1,55 @@
+// A 16550A UART on COM1, enough for Linux's 8250 driver: transmit goes to a host fd, receive
+// comes from host input through a 64-byte FIFO, interrupts on IRQ 4.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+
+#include "devices/bus.h"
+
+namespace vmm::devices {
+
+class Serial : public BusDevice {
+ public:
+  static constexpr uint64_t kCom1Base = 0x3f8;
+  static constexpr uint64_t kSize = 8;
+  static constexpr uint32_t kCom1Irq = 4;
+  static constexpr size_t kRxFifoSize = 64;
+
+  // `raise_irq` pulses the UART's interrupt line; `on_rx_space` says the receive FIFO, once
+  // full, has room again (the host may then offer more input).
+  Serial(int output_fd, std::function<void()> raise_irq, std::function<void()> on_rx_space);
+
+  void Read(uint64_t offset, uint8_t* data, uint32_t len) override;
+  void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
+
+  // Free bytes in the receive FIFO.
+  size_t RxRoom();
+  // Queues host input for the guest; returns how many bytes fit (the rest must wait).
+  size_t EnqueueInput(const uint8_t* data, size_t len);
+
+ private:
+  uint8_t ReadRegister(uint64_t offset, bool& irq);
+  void WriteRegister(uint64_t offset, uint8_t value, bool& irq);
+  void Transmit(uint8_t byte);
+  uint8_t InterruptId() const;
+
+  const int output_fd_;
+  const std::function<void()> raise_irq_;
+  const std::function<void()> on_rx_space_;
+
+  std::mutex mutex_;
+  std::deque<uint8_t> rx_fifo_;
+  bool thr_interrupt_pending_ = false;
+  uint8_t ier_ = 0;
+  uint8_t fcr_ = 0;
+  uint8_t lcr_ = 0x03;  // 8N1
+  uint8_t mcr_ = 0x08;  // OUT2: interrupts routed to the PIC
+  uint8_t scr_ = 0;
+  uint8_t dll_ = 0x0c;  // divisor 12: 9600 baud
+  uint8_t dlm_ = 0;
+};
+
+}  // namespace vmm::devices

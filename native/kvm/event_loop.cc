@@ -1,0 +1,58 @@
+#include "event_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "error.h"
+
+namespace vmm {
+
+EventLoop::EventLoop() {
+  epoll_ = Fd(CheckSys(epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
+  wakeup_ = Fd(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
+  Add(wakeup_.get(), EPOLLIN, [](uint32_t) {});
+}
+
+EventLoop::~EventLoop() { Stop(); }
+
+void EventLoop::Add(int fd, uint32_t events, Handler handler) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  CheckSys(epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev), "epoll_ctl(EPOLL_CTL_ADD)");
+  handlers_[fd] = std::move(handler);
+}
+
+void EventLoop::SetEvents(int fd, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  CheckSys(epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev), "epoll_ctl(EPOLL_CTL_MOD)");
+}
+
+void EventLoop::Remove(int fd) {
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  handlers_.erase(fd);
+}
+
+void EventLoop::Start() { thread_ = std::thread(&EventLoop::Run, this); }
+
+void EventLoop::Stop() {
+  stopping_ = true;
+  uint64_t one = 1;
+  (void)!write(wakeup_.get(), &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventLoop::Run() {
+  epoll_event events[16];
+  while (!stopping_) {
+    int n = epoll_wait(epoll_.get(), events, 16, -1);
+    for (int i = 0; i < n && !stopping_; ++i) {
+      auto it = handlers_.find(events[i].data.fd);
+      if (it != handlers_.end()) it->second(events[i].events);
+    }
+  }
+}
+
+}  // namespace vmm

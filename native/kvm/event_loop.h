@@ -1,0 +1,42 @@
+// The VMM's device thread: an epoll loop that runs a handler when one of its fds is ready.
+// Device work that is not a direct vCPU register access (host input, later virtio queues)
+// runs here, never on a vCPU thread and never on Node's main thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "fd.h"
+
+namespace vmm {
+
+class EventLoop {
+ public:
+  using Handler = std::function<void(uint32_t events)>;
+
+  EventLoop();
+  ~EventLoop();  // stops and joins the thread
+
+  // Watches `fd` for `events` (EPOLLIN, ...). Call from a handler or before Start().
+  void Add(int fd, uint32_t events, Handler handler);
+  // Changes the events of a watched fd; 0 pauses it.
+  void SetEvents(int fd, uint32_t events);
+  void Remove(int fd);
+
+  void Start();
+  void Stop();
+
+ private:
+  void Run();
+
+  Fd epoll_;
+  Fd wakeup_;  // eventfd: tells the loop to stop
+  std::map<int, Handler> handlers_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace vmm

@@ -1,0 +1,39 @@
+// The KVM system handle (/dev/kvm): API version, capabilities, supported CPUID.
+#pragma once
+
+#include "kvm_uapi.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fd.h"
+
+namespace vmm {
+
+// What a host can offer, gathered without creating a VM; `error` explains why KVM is unusable.
+struct KvmProbe {
+  bool usable = false;
+  std::string error;
+  int api_version = 0;
+  int max_vcpus = 0;
+  int recommended_vcpus = 0;
+};
+
+class Kvm {
+ public:
+  // Opens /dev/kvm and checks the API version; throws VmmError with a how-to-fix message.
+  Kvm();
+  static KvmProbe Probe();
+
+  int fd() const { return fd_.get(); }
+  int CheckExtension(long cap) const;
+  int MaxVcpus() const;
+  int VcpuMmapSize() const;
+  std::vector<kvm_cpuid_entry2> SupportedCpuid() const;
+
+ private:
+  Fd fd_;
+};
+
+}  // namespace vmm

@@ -1,0 +1,161 @@
+#include "machine.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "arch/x86_64/boot_info.h"
+#include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/mptable.h"
+#include "devices/legacy/i8042.h"
+#include "error.h"
+#include "loader/initrd.h"
+#include "loader/kernel.h"
+
+namespace vmm {
+
+namespace {
+std::pair<Fd, Fd> Pipe(int read_flags) {
+  int fds[2];
+  CheckSys(pipe2(fds, O_CLOEXEC), "pipe2");
+  Fd read_end(fds[0]), write_end(fds[1]);
+  if (read_flags) CheckSys(fcntl(read_end.get(), F_SETFL, read_flags), "fcntl(F_SETFL)");
+  return {std::move(read_end), std::move(write_end)};
+}
+}  // namespace
+
+Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(std::move(on_exit)) {
+  if (config.memory_mib < layout::kMinMemoryMiB) {
+    throw VmmError("guest memory of " + std::to_string(config.memory_mib) + " MiB is too small: give at least " +
+                   std::to_string(layout::kMinMemoryMiB) + " MiB");
+  }
+  if (config.memory_mib > (uint64_t{1} << 20)) throw VmmError("guest memory above 1 TiB is not supported");
+  kvm_ = std::make_unique<Kvm>();
+  const uint32_t max_vcpus = std::min<uint32_t>(kvm_->MaxVcpus(), x86_64::kMpTableMaxCpus);
+  if (config.vcpus < 1 || config.vcpus > max_vcpus) {
+    throw VmmError("vcpus must be between 1 and " + std::to_string(max_vcpus) + " on this host, not " +
+                   std::to_string(config.vcpus));
+  }
+
+  memory_ = std::make_unique<GuestMemory>(config.memory_mib << 20);
+  loader::KernelImage kernel = loader::LoadKernel(config.kernel, *memory_);
+  loader::InitrdPlacement initrd;
+  if (!config.initrd.empty()) initrd = loader::LoadInitrd(config.initrd, kernel, *memory_);
+  const uint64_t boot_info = x86_64::WriteBootInfo(*memory_, kernel, config.cmdline, initrd);
+  x86_64::WriteMpTable(*memory_, config.vcpus);
+
+  vm_ = std::make_unique<Vm>(*kvm_, *memory_);
+
+  std::tie(console_out_read_, console_out_write_) = Pipe(0);
+  std::tie(console_in_read_, console_in_write_) = Pipe(O_NONBLOCK);
+  rx_space_ = Fd(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
+  const Vm* vm = vm_.get();
+  const int rx_space = rx_space_.get();
+  serial_ = std::make_shared<devices::Serial>(
+      console_out_write_.get(), [vm] { vm->PulseIrq(devices::Serial::kCom1Irq); },
+      [rx_space] {
+        uint64_t one = 1;
+        (void)!write(rx_space, &one, sizeof one);
+      });
+  pio_.Insert(devices::Serial::kCom1Base, devices::Serial::kSize, serial_);
+  pio_.Insert(devices::I8042::kBase, devices::I8042::kSize, std::make_shared<devices::I8042>([this] {
+                Finish({MachineExit::Kind::kReset, "the guest reset the machine (i8042)"});
+              }));
+
+  // Host input flows into the UART while its FIFO has room; when full, the fd is paused until
+  // the guest drains the FIFO (rx_space), so input is never dropped and never buffered unbounded.
+  event_loop_.Add(console_in_read_.get(), EPOLLIN, [this](uint32_t) { OnConsoleInput(); });
+  event_loop_.Add(rx_space_.get(), EPOLLIN, [this](uint32_t) {
+    uint64_t count;
+    (void)!read(rx_space_.get(), &count, sizeof count);
+    if (console_in_read_.valid()) event_loop_.SetEvents(console_in_read_.get(), EPOLLIN);
+  });
+
+  const std::vector<kvm_cpuid_entry2> supported = kvm_->SupportedCpuid();
+  const x86_64::BootEntry entry{kernel.mode, kernel.entry_addr, boot_info};
+  for (uint32_t i = 0; i < config.vcpus; ++i) {
+    auto vcpu = std::make_unique<Vcpu>(*kvm_, *vm_, i);
+    vcpu->Configure(x86_64::NormalizeCpuid(supported, i, config.vcpus), *memory_, i == 0 ? &entry : nullptr);
+    vcpus_.push_back(std::move(vcpu));
+  }
+}
+
+Machine::~Machine() {
+  Stop();
+  Join();
+}
+
+void Machine::Start() {
+  if (started_) throw VmmError("the machine was already started");
+  started_ = true;
+  event_loop_.Start();
+  running_vcpus_ = vcpus_.size();
+  for (auto& vcpu : vcpus_) {
+    threads_.emplace_back([this, v = vcpu.get()] { RunVcpu(*v); });
+    vcpu->SetThread(threads_.back().native_handle());
+  }
+}
+
+void Machine::RunVcpu(Vcpu& vcpu) {
+  Vcpu::PrepareThreadSignals();
+  VcpuExit result = vcpu.Run(pio_, mmio_, stop_);
+  switch (result.kind) {
+    case VcpuExit::Kind::kTripleFault:
+      Finish({MachineExit::Kind::kTripleFault, result.detail});
+      break;
+    case VcpuExit::Kind::kError:
+      Finish({MachineExit::Kind::kError, result.detail});
+      break;
+    case VcpuExit::Kind::kStopped:
+      Finish({MachineExit::Kind::kStopped, "stopped by the host"});
+      break;
+  }
+  if (--running_vcpus_ == 0) {
+    event_loop_.Stop();
+    on_exit_(exit_);
+  }
+}
+
+void Machine::Finish(const MachineExit& exit) {
+  {
+    std::lock_guard<std::mutex> lock(exit_mutex_);
+    if (!exit_recorded_) {
+      exit_recorded_ = true;
+      exit_ = exit;
+    }
+  }
+  Stop();
+}
+
+void Machine::Stop() {
+  stop_ = true;
+  for (auto& vcpu : vcpus_) vcpu->Kick();
+}
+
+void Machine::Join() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  event_loop_.Stop();
+  console_out_write_.Reset();  // the host's reader now sees end of file
+}
+
+void Machine::OnConsoleInput() {
+  uint8_t buf[devices::Serial::kRxFifoSize];
+  const size_t room = serial_->RxRoom();
+  if (room == 0) {  // resumed by rx_space once the guest reads
+    event_loop_.SetEvents(console_in_read_.get(), 0);
+    return;
+  }
+  ssize_t n = read(console_in_read_.get(), buf, room);
+  if (n == 0) {  // the host closed its end
+    event_loop_.Remove(console_in_read_.get());
+    console_in_read_.Reset();
+  } else if (n > 0) {
+    serial_->EnqueueInput(buf, n);  // fits: only this thread adds to the FIFO
+  }
+}
+
+}  // namespace vmm

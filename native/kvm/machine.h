@@ -1,0 +1,94 @@
+// A whole microVM, wired from its config: guest memory, the VM, its vCPUs and devices, the
+// device thread. The machine knows nothing of Node; the addon (native/addon.cc) wraps it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "devices/bus.h"
+#include "devices/legacy/serial.h"
+#include "event_loop.h"
+#include "fd.h"
+#include "kvm.h"
+#include "vstate/memory.h"
+#include "vstate/vcpu.h"
+#include "vstate/vm.h"
+
+namespace vmm {
+
+struct MachineConfig {
+  std::string kernel;   // bzImage or ELF vmlinux (PVH)
+  std::string initrd;   // empty: none
+  std::string cmdline;
+  uint64_t memory_mib = 128;
+  uint32_t vcpus = 1;
+};
+
+// How a machine ended. kReset: the guest reset itself (its way to power off); kStopped: the host
+// stopped it; kTripleFault: the guest crashed the CPU; kError: KVM or the VMM failed.
+struct MachineExit {
+  enum class Kind { kReset, kStopped, kTripleFault, kError };
+  Kind kind;
+  std::string detail;
+};
+
+class Machine {
+ public:
+  using ExitCallback = std::function<void(const MachineExit&)>;
+
+  // Builds the VM and loads the guest; throws VmmError (or SysError) and leaves nothing behind.
+  // `on_exit` runs once, on a VMM thread, after every vCPU has stopped.
+  Machine(const MachineConfig& config, ExitCallback on_exit);
+  ~Machine();  // stops the guest if it runs, joins every thread, closes every fd
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  void Start();
+  // Asks every vCPU to stop; on_exit then reports kStopped unless the guest ended first.
+  void Stop();
+  // Waits for every VMM thread to finish. After on_exit this returns promptly.
+  void Join();
+
+  // The host ends of the console: the guest's output to read, and input for the guest to write.
+  // Ownership passes to the caller.
+  int TakeConsoleOutput() { return console_out_read_.Release(); }
+  int TakeConsoleInput() { return console_in_write_.Release(); }
+
+  uint64_t GuestResidentBytes() const { return memory_->ResidentBytes(); }
+  uint64_t GuestMemoryBytes() const { return memory_->size(); }
+
+ private:
+  void RunVcpu(Vcpu& vcpu);
+  void Finish(const MachineExit& exit);
+  void OnConsoleInput();
+
+  ExitCallback on_exit_;
+  std::unique_ptr<Kvm> kvm_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::unique_ptr<Vm> vm_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  devices::Bus pio_;
+  devices::Bus mmio_;
+  std::shared_ptr<devices::Serial> serial_;
+  EventLoop event_loop_;
+
+  Fd console_out_read_, console_out_write_;
+  Fd console_in_read_, console_in_write_;
+  Fd rx_space_;  // eventfd: the UART's receive FIFO has room again
+
+  std::atomic<bool> stop_{false};
+  std::mutex exit_mutex_;
+  bool exit_recorded_ = false;
+  MachineExit exit_{MachineExit::Kind::kStopped, ""};
+  std::atomic<uint32_t> running_vcpus_{0};
+  std::vector<std::thread> threads_;
+  bool started_ = false;
+};
+
+}  // namespace vmm

@@ -1,0 +1,58 @@
+#include "vstate/memory.h"
+
+#include <sys/mman.h>
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+#include "arch/x86_64/layout.h"
+#include "error.h"
+
+namespace vmm {
+
+GuestMemory::GuestMemory(uint64_t size_bytes) : size_(size_bytes) {
+  // NORESERVE: guest RAM is backed lazily, so a VM costs only the pages its guest touches.
+  void* host = mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (host == MAP_FAILED) throw SysError("mmap", errno, "guest memory of " + std::to_string(size_bytes) + " bytes");
+  mapping_ = static_cast<uint8_t*>(host);
+  uint64_t low = size_bytes < layout::kMmioHoleStart ? size_bytes : layout::kMmioHoleStart;
+  regions_.push_back({0, low, mapping_});
+  if (size_bytes > low) regions_.push_back({layout::kHighRamStart, size_bytes - low, mapping_ + low});
+}
+
+GuestMemory::~GuestMemory() {
+  if (mapping_) munmap(mapping_, size_);
+}
+
+uint8_t* GuestMemory::Slice(uint64_t addr, uint64_t len) const {
+  for (const MemoryRegion& r : regions_) {
+    // Written so that no sum can overflow: addr and len come from the guest.
+    if (addr >= r.guest_addr && addr - r.guest_addr <= r.size && len <= r.size - (addr - r.guest_addr)) {
+      return r.host + (addr - r.guest_addr);
+    }
+  }
+  return nullptr;
+}
+
+uint8_t* GuestMemory::SliceOrThrow(uint64_t addr, uint64_t len, const char* what) const {
+  uint8_t* p = Slice(addr, len);
+  if (!p) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s does not fit in guest memory (0x%llx + 0x%llx bytes, RAM is %llu MiB)", what,
+                  (unsigned long long)addr, (unsigned long long)len, (unsigned long long)(size_ >> 20));
+    throw VmmError(buf);
+  }
+  return p;
+}
+
+uint64_t GuestMemory::ResidentBytes() const {
+  const long page = sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> vec((size_ + page - 1) / page);
+  CheckSys(mincore(mapping_, size_, vec.data()), "mincore");
+  uint64_t pages = 0;
+  for (unsigned char v : vec) pages += v & 1;
+  return pages * page;
+}
+
+}  // namespace vmm

@@ -1,0 +1,53 @@
+// Guest RAM: one anonymous host mapping laid out as up to two guest-physical regions (below the
+// 32-bit MMIO hole and above 4 GiB). Every access to guest memory goes through this class, which
+// checks that the whole range lies inside one region: guest addresses are never trusted.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace vmm {
+
+struct MemoryRegion {
+  uint64_t guest_addr;
+  uint64_t size;
+  uint8_t* host;  // start of this region in the host mapping
+};
+
+class GuestMemory {
+ public:
+  explicit GuestMemory(uint64_t size_bytes);
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  const std::vector<MemoryRegion>& regions() const { return regions_; }
+  uint64_t size() const { return size_; }
+  // End of the region that starts at guest address 0 (RAM below the MMIO hole).
+  uint64_t low_end() const { return regions_[0].size; }
+
+  // A host pointer to [addr, addr+len) of guest memory, or nullptr if any byte is outside RAM.
+  uint8_t* Slice(uint64_t addr, uint64_t len) const;
+  // As Slice, but throws VmmError naming `what` when the range is not in RAM.
+  uint8_t* SliceOrThrow(uint64_t addr, uint64_t len, const char* what) const;
+
+  void Write(uint64_t addr, const void* data, uint64_t len, const char* what) {
+    std::memcpy(SliceOrThrow(addr, len, what), data, len);
+  }
+  template <typename T>
+  void WriteObject(uint64_t addr, const T& value, const char* what) {
+    Write(addr, &value, sizeof(T), what);
+  }
+
+  // Bytes of guest RAM the host has actually backed with pages (mincore).
+  uint64_t ResidentBytes() const;
+
+ private:
+  uint8_t* mapping_ = nullptr;
+  uint64_t size_;
+  std::vector<MemoryRegion> regions_;
+};
+
+}  // namespace vmm

@@ -1,0 +1,159 @@
+#include "vstate/vcpu.h"
+
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "arch/x86_64/cpuid.h"
+#include "error.h"
+
+namespace vmm {
+
+namespace {
+// A real-time signal with an empty handler, installed without SA_RESTART, so that it interrupts
+// KVM_RUN (and a blocked console write) with EINTR. Node uses SIGUSR1; glibc reserves the first RT signals.
+int KickSignal() { return SIGRTMIN + 3; }
+
+void InstallKickHandler() {
+  static const bool installed = [] {
+    struct sigaction sa{};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sigaction(KickSignal(), &sa, nullptr);
+    return true;
+  }();
+  (void)installed;
+}
+
+std::string Hex(uint64_t value) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+}  // namespace
+
+Vcpu::Vcpu(const Kvm& kvm, const Vm& vm, uint32_t index) : index_(index) {
+  fd_ = Fd(CheckSys(ioctl(vm.fd(), KVM_CREATE_VCPU, index), "KVM_CREATE_VCPU"));
+  run_size_ = kvm.VcpuMmapSize();
+  void* run = mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+  if (run == MAP_FAILED) throw SysError("mmap", errno, "kvm_run of vCPU " + std::to_string(index));
+  run_ = static_cast<kvm_run*>(run);
+  InstallKickHandler();
+}
+
+Vcpu::~Vcpu() {
+  if (run_) munmap(run_, run_size_);
+}
+
+void Vcpu::Configure(const std::vector<kvm_cpuid_entry2>& cpuid, GuestMemory& memory,
+                     const x86_64::BootEntry* entry) {
+  // Order matters: CPUID first (it decides which MSRs and features exist), LAPIC last.
+  std::vector<uint8_t> cpuid_buf(sizeof(kvm_cpuid2) + cpuid.size() * sizeof(kvm_cpuid_entry2));
+  auto* cpuid2 = reinterpret_cast<kvm_cpuid2*>(cpuid_buf.data());
+  cpuid2->nent = cpuid.size();
+  std::memcpy(cpuid2->entries, cpuid.data(), cpuid.size() * sizeof(kvm_cpuid_entry2));
+  CheckSys(ioctl(fd_.get(), KVM_SET_CPUID2, cpuid2), "KVM_SET_CPUID2");
+
+  std::vector<kvm_msr_entry> msrs = x86_64::BootMsrs();
+  std::vector<uint8_t> msr_buf(sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry));
+  auto* msrs_arg = reinterpret_cast<kvm_msrs*>(msr_buf.data());
+  msrs_arg->nmsrs = msrs.size();
+  std::memcpy(msrs_arg->entries, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
+  int set = CheckSys(ioctl(fd_.get(), KVM_SET_MSRS, msrs_arg), "KVM_SET_MSRS");
+  if (set != static_cast<int>(msrs.size())) {
+    throw VmmError("KVM_SET_MSRS set " + std::to_string(set) + " of " + std::to_string(msrs.size()) +
+                   " MSRs (MSR " + Hex(msrs[set].index) + " refused)");
+  }
+
+  if (entry) {
+    kvm_regs regs = x86_64::BootRegs(*entry);
+    CheckSys(ioctl(fd_.get(), KVM_SET_REGS, &regs), "KVM_SET_REGS");
+  }
+  kvm_fpu fpu = x86_64::BootFpu();
+  CheckSys(ioctl(fd_.get(), KVM_SET_FPU, &fpu), "KVM_SET_FPU");
+  if (entry) {
+    kvm_sregs sregs;
+    CheckSys(ioctl(fd_.get(), KVM_GET_SREGS, &sregs), "KVM_GET_SREGS");
+    x86_64::SetupSregs(memory, entry->mode, sregs);
+    CheckSys(ioctl(fd_.get(), KVM_SET_SREGS, &sregs), "KVM_SET_SREGS");
+  }
+  kvm_lapic_state lapic;
+  CheckSys(ioctl(fd_.get(), KVM_GET_LAPIC, &lapic), "KVM_GET_LAPIC");
+  x86_64::SetupLapic(lapic);
+  CheckSys(ioctl(fd_.get(), KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
+}
+
+void Vcpu::PrepareThreadSignals() {
+  sigset_t all;
+  sigfillset(&all);
+  sigdelset(&all, KickSignal());
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+}
+
+void Vcpu::Kick() {
+  // immediate_exit covers the window before the thread enters KVM_RUN; the signal, the time inside it.
+  __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  if (has_thread_) pthread_kill(thread_, KickSignal());
+}
+
+VcpuExit Vcpu::Run(const devices::Bus& pio, const devices::Bus& mmio, const std::atomic<bool>& stop) {
+  const std::string who = "vCPU " + std::to_string(index_);
+  while (!stop) {
+    if (ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return {VcpuExit::Kind::kError, SysError("KVM_RUN", errno, who).what()};
+    }
+    switch (run_->exit_reason) {
+      case KVM_EXIT_IO:
+        HandleIo(pio);
+        break;
+      case KVM_EXIT_MMIO:
+        HandleMmio(mmio);
+        break;
+      case KVM_EXIT_SHUTDOWN:
+        return {VcpuExit::Kind::kTripleFault, who + " triple-faulted (KVM_EXIT_SHUTDOWN)"};
+      case KVM_EXIT_FAIL_ENTRY:
+        return {VcpuExit::Kind::kError, who + ": KVM_EXIT_FAIL_ENTRY, hardware reason " +
+                                            Hex(run_->fail_entry.hardware_entry_failure_reason)};
+      case KVM_EXIT_INTERNAL_ERROR:
+        return {VcpuExit::Kind::kError, who + ": KVM_EXIT_INTERNAL_ERROR, suberror " +
+                                            std::to_string(run_->internal.suberror)};
+      case KVM_EXIT_SYSTEM_EVENT:
+        return {VcpuExit::Kind::kError, who + ": KVM_EXIT_SYSTEM_EVENT type " +
+                                            std::to_string(run_->system_event.type)};
+      case KVM_EXIT_INTR:
+        break;
+      default:
+        return {VcpuExit::Kind::kError, who + ": unexpected KVM exit reason " + std::to_string(run_->exit_reason)};
+    }
+  }
+  return {VcpuExit::Kind::kStopped, ""};
+}
+
+void Vcpu::HandleIo(const devices::Bus& pio) {
+  auto& io = run_->io;
+  // The data area lies inside the kvm_run mapping; KVM sets its offset, a string I/O repeats `count` times.
+  if (io.data_offset >= run_size_ || uint64_t(io.size) * io.count > run_size_ - io.data_offset) return;
+  uint8_t* data = reinterpret_cast<uint8_t*>(run_) + io.data_offset;
+  for (uint32_t i = 0; i < io.count; ++i, data += io.size) {
+    if (io.direction == KVM_EXIT_IO_OUT) {
+      pio.Write(io.port, data, io.size);
+    } else {
+      pio.Read(io.port, data, io.size);
+    }
+  }
+}
+
+void Vcpu::HandleMmio(const devices::Bus& mmio) {
+  auto& m = run_->mmio;
+  const uint32_t len = m.len <= sizeof m.data ? m.len : sizeof m.data;
+  if (m.is_write) {
+    mmio.Write(m.phys_addr, m.data, len);
+  } else {
+    mmio.Read(m.phys_addr, m.data, len);
+  }
+}
+
+}  // namespace vmm

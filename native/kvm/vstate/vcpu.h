@@ -1,0 +1,64 @@
+// One virtual CPU: its fd and shared kvm_run page, its boot-time state, and the run loop that
+// dispatches port and MMIO exits to the buses. The loop runs on a thread of its own.
+#pragma once
+
+#include "kvm_uapi.h"
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arch/x86_64/regs.h"
+#include "devices/bus.h"
+#include "fd.h"
+#include "kvm.h"
+#include "vstate/memory.h"
+#include "vstate/vm.h"
+
+namespace vmm {
+
+// Why a vCPU stopped running.
+struct VcpuExit {
+  enum class Kind { kStopped, kTripleFault, kError };
+  Kind kind = Kind::kStopped;
+  std::string detail;
+};
+
+class Vcpu {
+ public:
+  Vcpu(const Kvm& kvm, const Vm& vm, uint32_t index);
+  ~Vcpu();
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+
+  uint32_t index() const { return index_; }
+
+  // CPUID, MSRs, FPU and LAPIC for every vCPU; registers and segments only when `entry` is given
+  // (the boot CPU: the others wait for the guest's INIT/SIPI, which the in-kernel LAPIC handles).
+  void Configure(const std::vector<kvm_cpuid_entry2>& cpuid, GuestMemory& memory, const x86_64::BootEntry* entry);
+
+  // Runs the guest until `stop` is set (then kStopped) or the vCPU cannot go on.
+  VcpuExit Run(const devices::Bus& pio, const devices::Bus& mmio, const std::atomic<bool>& stop);
+
+  // Makes a running Run() return soon: from any thread, once the vCPU thread is recorded.
+  void Kick();
+  void SetThread(pthread_t thread) { thread_ = thread; has_thread_ = true; }
+
+  // Blocks every signal on the calling (vCPU) thread except the one Kick() sends.
+  static void PrepareThreadSignals();
+
+ private:
+  void HandleIo(const devices::Bus& pio);
+  void HandleMmio(const devices::Bus& mmio);
+
+  uint32_t index_;
+  Fd fd_;
+  kvm_run* run_ = nullptr;
+  size_t run_size_ = 0;
+  pthread_t thread_{};
+  std::atomic<bool> has_thread_{false};
+};
+
+}  // namespace vmm

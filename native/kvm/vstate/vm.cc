@@ -1,0 +1,40 @@
+#include "vstate/vm.h"
+
+#include <sys/ioctl.h>
+
+#include "arch/x86_64/layout.h"
+#include "error.h"
+
+namespace vmm {
+
+Vm::Vm(const Kvm& kvm, const GuestMemory& memory) {
+  fd_ = Fd(CheckSys(ioctl(kvm.fd(), KVM_CREATE_VM, 0), "KVM_CREATE_VM"));
+  CheckSys(ioctl(fd(), KVM_SET_TSS_ADDR, layout::kTssAddress), "KVM_SET_TSS_ADDR");
+
+  uint32_t slot = 0;
+  for (const MemoryRegion& r : memory.regions()) {
+    kvm_userspace_memory_region region{};
+    region.slot = slot++;
+    region.guest_phys_addr = r.guest_addr;
+    region.memory_size = r.size;
+    region.userspace_addr = reinterpret_cast<uint64_t>(r.host);
+    CheckSys(ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
+  }
+
+  // The irqchip must exist before any vCPU is created.
+  CheckSys(ioctl(fd(), KVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP");
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  CheckSys(ioctl(fd(), KVM_CREATE_PIT2, &pit), "KVM_CREATE_PIT2");
+}
+
+void Vm::PulseIrq(uint32_t irq) const {
+  for (uint32_t level : {1u, 0u}) {
+    kvm_irq_level line{};
+    line.irq = irq;
+    line.level = level;
+    CheckSys(ioctl(fd(), KVM_IRQ_LINE, &line), "KVM_IRQ_LINE");
+  }
+}
+
+}  // namespace vmm

@@ -1,0 +1,32 @@
+/**
+ * vmrun's errors. Each carries a one-line message that names the problem and the fix; the CLI
+ * prints `message` alone and exits with `exitCode`.
+ */
+export class VmrunError extends Error {
+  /** docker's convention: 125 means vmrun itself failed. */
+  readonly exitCode: number = 125;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** /dev/kvm is missing, inaccessible, or cannot run a standard guest. */
+export class KvmUnavailableError extends VmrunError {}
+
+/** The caller asked for a machine that cannot be built (bad kernel, too little memory, ...). */
+export class MachineConfigError extends VmrunError {}
+
+/** A KVM ioctl or system call failed; `syscall` and `code` name the call and the errno. */
+export class VmmError extends VmrunError {
+  constructor(
+    message: string,
+    readonly syscall?: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A build step for guest images (kernel, initramfs) failed. */
+export class ImageBuildError extends VmrunError {}

@@ -1,0 +1,128 @@
+/**
+ * A microVM booted from a kernel, an optional initrd and a command line. The VMM runs in this
+ * process (the addon), its vCPUs on threads of their own; this class gives it a promise-based,
+ * stream-based API.
+ */
+import net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+
+import { KvmUnavailableError, MachineConfigError, VmmError } from '../errors';
+import { log } from '../log';
+import { loadAddon, type KvmProbe, type NativeError, type NativeExit, type NativeMachine } from './native';
+
+export interface BootOptions {
+  /** A bzImage (64-bit boot protocol) or an ELF vmlinux with a PVH entry note. */
+  kernel: string;
+  /** An initramfs (cpio, optionally compressed) for the kernel to unpack as its root. */
+  initrd?: string;
+  /** The kernel command line. Default: the console on the serial port, reset on reboot. */
+  cmdline?: string;
+  /** Guest RAM in MiB (default 128, at least 32). */
+  memoryMiB?: number;
+  /** Number of vCPUs (default 1). */
+  vcpus?: number;
+}
+
+/**
+ * How the machine ended: `reset` when the guest reset itself (how a guest powers off, with
+ * `reboot=k`), `stopped` when the host killed it, `triple-fault` when the guest crashed its CPU,
+ * `error` when KVM or the VMM failed (`detail` says how).
+ */
+export type MachineExit = NativeExit;
+
+export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=-1 nomodule i8042.noaux no_timer_check';
+
+export class Machine {
+  /** The guest's serial console output. Read it: an unread console stalls the guest. */
+  readonly console: Readable;
+  /** Bytes written here arrive on the guest's serial console input. */
+  readonly consoleInput: Writable;
+
+  private readonly exited: Promise<MachineExit>;
+
+  private constructor(private readonly native: NativeMachine, exited: Promise<MachineExit>) {
+    const fds = native.takeConsole();
+    this.console = new net.Socket({ fd: fds.output, readable: true, writable: false });
+    this.consoleInput = new net.Socket({ fd: fds.input, readable: false, writable: true });
+    // The guest may end before it reads its input; writes then fail with EPIPE, which is no error of ours.
+    this.consoleInput.on('error', () => {});
+    this.exited = exited;
+  }
+
+  /** Whether this host can run machines, and if not, why (with the fix). */
+  static probe(): KvmProbe {
+    return loadAddon().probe();
+  }
+
+  /** Builds the VM, loads the kernel and starts its vCPUs. */
+  static async boot(options: BootOptions): Promise<Machine> {
+    const config = {
+      kernel: requireString(options.kernel, 'kernel'),
+      initrd: options.initrd === undefined ? undefined : requireString(options.initrd, 'initrd'),
+      cmdline: options.cmdline ?? DEFAULT_CMDLINE,
+      memoryMiB: requireInteger(options.memoryMiB ?? 128, 'memoryMiB'),
+      vcpus: requireInteger(options.vcpus ?? 1, 'vcpus'),
+    };
+    const { NativeMachine } = loadAddon();
+    let resolveExit!: (exit: MachineExit) => void;
+    const exited = new Promise<MachineExit>((resolve) => (resolveExit = resolve));
+    let native: NativeMachine;
+    try {
+      native = new NativeMachine(config, (exit) => {
+        native.destroy();
+        log.debug({ exit }, 'machine exited');
+        resolveExit(exit);
+      });
+    } catch (err) {
+      throw translateError(err as NativeError);
+    }
+    const machine = new Machine(native, exited);
+    try {
+      native.start();
+    } catch (err) {
+      native.destroy();
+      throw translateError(err as NativeError);
+    }
+    log.debug({ config }, 'machine started');
+    return machine;
+  }
+
+  /** Resolves once the guest has ended and the VMM has freed it, with how it ended. */
+  async wait(): Promise<MachineExit> {
+    const exit = await this.exited;
+    // Everything the guest wrote is in the pipe already; let a reader see all of it first.
+    if (this.console.readableFlowing && !this.console.readableEnded) {
+      await new Promise((resolve) => this.console.once('close', resolve));
+    }
+    return exit;
+  }
+
+  /** Stops the guest now. `wait()` then reports `stopped` (unless the guest had already ended). */
+  kill(): void {
+    this.native.stop();
+  }
+
+  /** Guest RAM size and how much of it the host has actually backed with pages. */
+  memory(): { guestBytes: number; guestResidentBytes: number } {
+    return this.native.memory();
+  }
+}
+
+function requireString(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value === '') throw new MachineConfigError(`${name} must be a file path`);
+  return value;
+}
+
+function requireInteger(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new MachineConfigError(`${name} must be a non-negative integer, not ${String(value)}`);
+  }
+  return value;
+}
+
+function translateError(err: NativeError): Error {
+  if (err.code === 'ERR_KVM_UNAVAILABLE') return new KvmUnavailableError(err.message);
+  if (err.code === 'ERR_VMM') return new MachineConfigError(err.message);
+  if (err.syscall) return new VmmError(err.message, err.syscall, err.code);
+  return err;
+}

@@ -1,0 +1,54 @@
+/**
+ * The typed face of the C++ addon (native/addon.cc). Nothing outside src/vm/ touches it.
+ */
+import path from 'node:path';
+
+export interface NativeMachineConfig {
+  kernel: string;
+  initrd?: string;
+  cmdline: string;
+  memoryMiB: number;
+  vcpus: number;
+}
+
+export type NativeExitKind = 'reset' | 'stopped' | 'triple-fault' | 'error';
+
+export interface NativeExit {
+  kind: NativeExitKind;
+  detail: string;
+}
+
+export interface NativeMachine {
+  start(): void;
+  stop(): void;
+  destroy(): void;
+  takeConsole(): { output: number; input: number };
+  memory(): { guestBytes: number; guestResidentBytes: number };
+}
+
+export interface KvmProbe {
+  usable: boolean;
+  error?: string;
+  apiVersion: number;
+  maxVcpus: number;
+  recommendedVcpus: number;
+}
+
+/** An error thrown by the addon: `syscall` and `code` are set when a system call failed. */
+export interface NativeError extends Error {
+  code?: string;
+  syscall?: string;
+}
+
+interface Addon {
+  NativeMachine: new (config: NativeMachineConfig, onExit: (exit: NativeExit) => void) => NativeMachine;
+  probe(): KvmProbe;
+}
+
+let addon: Addon | undefined;
+
+/** Loads build/Release/vmrun_kvm.node once, on first use. */
+export function loadAddon(): Addon {
+  addon ??= require(path.join(__dirname, '..', '..', 'build', 'Release', 'vmrun_kvm.node')) as Addon;
+  return addon;
+}

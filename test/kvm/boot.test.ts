@@ -1,0 +1,51 @@
+import t from 'tap';
+
+import { Machine } from '../../src/vm/machine';
+import { bootToEnd, probeGuest } from '../helpers/guest';
+
+t.test('a bzImage boots to init, sees its CPUs and memory, and resets itself', async (t) => {
+  const guest = await probeGuest();
+  for (const { vcpus, memoryMiB } of [
+    { vcpus: 1, memoryMiB: 128 },
+    { vcpus: 2, memoryMiB: 256 },
+  ]) {
+    const result = await bootToEnd({ kernel: guest.kernel.bzImage, initrd: guest.initrd, vcpus, memoryMiB });
+    t.equal(result.exit.kind, 'reset', `${vcpus} vCPUs, ${memoryMiB} MiB: the guest ended itself`);
+    t.ok(result.probe, 'init printed its marker');
+    t.equal(result.probe?.cpus, vcpus, 'the guest sees as many CPUs as asked');
+    // MemTotal is RAM less what the kernel keeps for itself: between 75% and 100% of what we gave.
+    const memMiB = (result.probe?.memTotalKiB ?? 0) / 1024;
+    t.ok(memMiB > memoryMiB * 0.75 && memMiB <= memoryMiB, `MemTotal ${memMiB.toFixed(1)} MiB of ${memoryMiB} MiB`);
+  }
+});
+
+t.test('an ELF vmlinux boots through its PVH entry', async (t) => {
+  const guest = await probeGuest();
+  const result = await bootToEnd({ kernel: guest.kernel.vmlinux, initrd: guest.initrd, vcpus: 2, memoryMiB: 128 });
+  t.equal(result.exit.kind, 'reset');
+  t.equal(result.probe?.cpus, 2);
+});
+
+t.test('console input reaches the guest', async (t) => {
+  const guest = await probeGuest();
+  const result = await bootToEnd(
+    {
+      kernel: guest.kernel.bzImage,
+      initrd: guest.initrd,
+      cmdline: 'console=ttyS0 reboot=k panic=-1 quiet no_timer_check probe_mode=echo',
+    },
+    'hello from the host\n',
+  );
+  t.equal(result.exit.kind, 'reset');
+  t.match(result.console, /VMRUN-ECHO hello from the host/);
+});
+
+t.test('kill() stops a running guest and wait() says so', async (t) => {
+  const guest = await probeGuest();
+  // No initrd: the kernel panics looking for a root and, with panic=0, waits forever.
+  const vm = await Machine.boot({ kernel: guest.kernel.bzImage, cmdline: 'console=ttyS0 panic=0 quiet' });
+  vm.console.resume();
+  vm.kill();
+  const exit = await vm.wait();
+  t.equal(exit.kind, 'stopped');
+});
