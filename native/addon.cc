@@ -112,7 +112,6 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
   void Start(const Napi::CallbackInfo& info) {
     if (!machine_) throw Napi::Error::New(info.Env(), "the machine was destroyed");
     Guard(info.Env(), [&] { machine_->Start(); });
-    started_ = true;
   }
 
   void Stop(const Napi::CallbackInfo&) {
@@ -143,14 +142,12 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
     machine_->Stop();
     machine_->Join();
     machine_.reset();
-    // A started machine releases the exit function after delivering its exit; one never
-    // started has no exit to deliver.
-    if (!started_) on_exit_.Release();
+    // Its exit, if any, is queued by now and still delivered; releasing lets Node's loop end.
+    on_exit_.Release();
   }
 
   std::unique_ptr<vmm::Machine> machine_;
   Napi::ThreadSafeFunction on_exit_;
-  bool started_ = false;
 };
 
 // probe() -> { usable, error?, apiVersion, maxVcpus, recommendedVcpus }

@@ -27,6 +27,8 @@ done
 mkdir -p "$cache"
 work=$(mktemp -d "$cache/.build-XXXXXX")
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 log="$work/build.log"
 
 # On a TTY, one status line that rewrites itself; otherwise silence unless the build fails.
@@ -53,15 +55,22 @@ missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$fragment" | while read -r line; do
   grep -qx "$line" "$src/.config" || echo "$line"
 done)
 [ -z "$missing" ] || die "these options did not survive olddefconfig: $(echo $missing)"
-if grep -q '^CONFIG_MODULES=y' "$src/.config"; then die "CONFIG_MODULES must stay off"; fi
+still_on=$(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' "$fragment" | while read -r opt; do
+  if grep -q "^$opt=" "$src/.config"; then echo "$opt"; fi
+done)
+[ -z "$still_on" ] || die "these options are selected by others and cannot be turned off: $(echo $still_on)"
 
 jobs=$(nproc)
 if [ -t 2 ]; then
+  n=0
+  set +o pipefail
   make -C "$src" -j"$jobs" bzImage vmlinux 2>&1 | tee -a "$log" | while read -r a b _; do
-    case "$a" in CC|LD|AR|AS) n=$((${n:-0} + 1)); progress "$(printf '%5d  %s %s' "$n" "$a" "$b")";; esac
+    case "$a" in CC|LD|AR|AS) n=$((n + 1)); progress "$(printf '%5d  %s %s' "$n" "$a" "$b")";; esac
   done
-  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo >&2; tail -n 40 "$log" >&2; die "kernel build failed"; }
+  status=${PIPESTATUS[0]}
+  set -o pipefail
   echo >&2
+  [ "$status" -eq 0 ] || { tail -n 40 "$log" >&2; die "kernel build failed"; }
 else
   run_logged make -C "$src" -j"$jobs" bzImage vmlinux
 fi

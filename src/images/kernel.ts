@@ -8,8 +8,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { ImageBuildError } from '../errors';
+import { packageRoot } from '../paths';
 
-const BUILD_SCRIPT = path.join(__dirname, '..', '..', 'images', 'kernel', 'build.sh');
+const BUILD_SCRIPT = path.join(packageRoot, 'images', 'kernel', 'build.sh');
 
 export interface GuestKernel {
   /** Compressed kernel for the 64-bit boot protocol. */

@@ -39,14 +39,15 @@ export class Machine {
   readonly consoleInput: Writable;
 
   private readonly exited: Promise<MachineExit>;
+  private resolveExit!: (exit: MachineExit) => void;
 
-  private constructor(private readonly native: NativeMachine, exited: Promise<MachineExit>) {
+  private constructor(private readonly native: NativeMachine) {
     const fds = native.takeConsole();
     this.console = new net.Socket({ fd: fds.output, readable: true, writable: false });
     this.consoleInput = new net.Socket({ fd: fds.input, readable: false, writable: true });
     // The guest may end before it reads its input; writes then fail with EPIPE, which is no error of ours.
     this.consoleInput.on('error', () => {});
-    this.exited = exited;
+    this.exited = new Promise((resolve) => (this.resolveExit = resolve));
   }
 
   /** Whether this host can run machines, and if not, why (with the fix). */
@@ -64,23 +65,19 @@ export class Machine {
       vcpus: requireInteger(options.vcpus ?? 1, 'vcpus'),
     };
     const { NativeMachine } = loadAddon();
-    let resolveExit!: (exit: MachineExit) => void;
-    const exited = new Promise<MachineExit>((resolve) => (resolveExit = resolve));
+    // The exit callback cannot run before start(), so `machine` is always set by then.
+    let machine: Machine | undefined;
     let native: NativeMachine;
     try {
-      native = new NativeMachine(config, (exit) => {
-        native.destroy();
-        log.debug({ exit }, 'machine exited');
-        resolveExit(exit);
-      });
+      native = new NativeMachine(config, (exit) => machine?.onExit(exit));
     } catch (err) {
       throw translateError(err as NativeError);
     }
-    const machine = new Machine(native, exited);
+    machine = new Machine(native);
     try {
       native.start();
     } catch (err) {
-      native.destroy();
+      machine.release();
       throw translateError(err as NativeError);
     }
     log.debug({ config }, 'machine started');
@@ -100,6 +97,18 @@ export class Machine {
   /** Stops the guest now. `wait()` then reports `stopped` (unless the guest had already ended). */
   kill(): void {
     this.native.stop();
+  }
+
+  private onExit(exit: MachineExit): void {
+    this.release();
+    log.debug({ exit }, 'machine exited');
+    this.resolveExit(exit);
+  }
+
+  /** Frees the VM (joins its threads, closes its fds) and the host's end of its console input. */
+  private release(): void {
+    this.native.destroy();
+    this.consoleInput.destroy();
   }
 
   /** Guest RAM size and how much of it the host has actually backed with pages. */

@@ -3,6 +3,8 @@
  */
 import path from 'node:path';
 
+import { packageRoot } from '../paths';
+
 export interface NativeMachineConfig {
   kernel: string;
   initrd?: string;
@@ -47,8 +49,8 @@ interface Addon {
 
 let addon: Addon | undefined;
 
-/** Loads build/Release/vmrun_kvm.node once, on first use. */
+/** Loads build/Release/vmrun_kvm.node (built by `npm install`) once, on first use. */
 export function loadAddon(): Addon {
-  addon ??= require(path.join(__dirname, '..', '..', 'build', 'Release', 'vmrun_kvm.node')) as Addon;
+  addon ??= require(path.join(packageRoot, 'build', 'Release', 'vmrun_kvm.node')) as Addon;
   return addon;
 }

@@ -40,7 +40,7 @@ t.test('no /dev/kvm: the error says how to get it', async (t) => {
   const script = `
     mount -t tmpfs none /dev
     exec node -e "
-      require('${root}/dist/vm/machine').Machine.boot({ kernel: '/x' })
+      require('${root}/dist/src/vm/machine').Machine.boot({ kernel: '/x' })
         .then(() => process.exit(0), (e) => { console.log(e.name + ': ' + e.message); process.exit(3); });
     "`;
   let out = '';

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for vmrun: Debian packages, npm packages (which build the
+# KVM addon and the TypeScript), the guest kernel and the probe initramfs (cached outside the
+# repository), and the nested-KVM rig for hosts without hardware KVM. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(
+  build-essential python3                          # the addon (node-gyp)
+  linux-source-6.1 flex bison bc lz4 libelf-dev libssl-dev xz-utils  # the guest kernel
+  busybox-static cpio file                         # the probe initramfs
+  qemu-system-x86                                  # the nested-KVM rig and the QEMU peer in bench/
+)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] && sudo= || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund
+bash images/kernel/build.sh >/dev/null
+bash images/probe/build.sh >/dev/null
+# The rig is needed only where KVM cannot run a standard guest; preparing it is cheap and cached.
+bash test/rig/setup.sh >/dev/null
+echo "vmrun is set up. Tests: npm test; boot benchmark: npm run bench:boot"
