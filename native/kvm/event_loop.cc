@@ -23,13 +23,6 @@ void EventLoop::Add(int fd, uint32_t events, Handler handler) {
   handlers_[fd] = std::move(handler);
 }
 
-void EventLoop::SetEvents(int fd, uint32_t events) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.fd = fd;
-  CheckSys(epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev), "epoll_ctl(EPOLL_CTL_MOD)");
-}
-
 void EventLoop::Remove(int fd) {
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
   handlers_.erase(fd);
@@ -50,7 +43,9 @@ void EventLoop::Run() {
     int n = epoll_wait(epoll_.get(), events, 16, -1);
     for (int i = 0; i < n && !stopping_; ++i) {
       auto it = handlers_.find(events[i].data.fd);
-      if (it != handlers_.end()) it->second(events[i].events);
+      if (it == handlers_.end()) continue;  // removed by an earlier handler of this batch
+      Handler handler = it->second;         // a copy: the handler may remove itself
+      handler(events[i].events);
     }
   }
 }

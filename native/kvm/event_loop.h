@@ -22,8 +22,6 @@ class EventLoop {
 
   // Watches `fd` for `events` (EPOLLIN, ...). Call from a handler or before Start().
   void Add(int fd, uint32_t events, Handler handler);
-  // Changes the events of a watched fd; 0 pauses it.
-  void SetEvents(int fd, uint32_t events);
   void Remove(int fd);
 
   void Start();

@@ -64,13 +64,13 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
                 Finish({MachineExit::Kind::kReset, "the guest reset the machine (i8042)"});
               }));
 
-  // Host input flows into the UART while its FIFO has room; when full, the fd is paused until
-  // the guest drains the FIFO (rx_space), so input is never dropped and never buffered unbounded.
-  event_loop_.Add(console_in_read_.get(), EPOLLIN, [this](uint32_t) { OnConsoleInput(); });
+  // Host input flows into the UART while it has room; otherwise the fd leaves the loop until the
+  // UART takes input again (rx_space), so input is never dropped and never buffered unbounded.
+  WatchConsoleInput();
   event_loop_.Add(rx_space_.get(), EPOLLIN, [this](uint32_t) {
     uint64_t count;
     (void)!read(rx_space_.get(), &count, sizeof count);
-    if (console_in_read_.valid()) event_loop_.SetEvents(console_in_read_.get(), EPOLLIN);
+    if (console_in_read_.valid() && console_input_paused_) WatchConsoleInput();
   });
 
   const std::vector<kvm_cpuid_entry2> supported = kvm_->SupportedCpuid();
@@ -142,11 +142,18 @@ void Machine::Join() {
   console_out_write_.Reset();  // the host's reader now sees end of file
 }
 
+void Machine::WatchConsoleInput() {
+  console_input_paused_ = false;
+  event_loop_.Add(console_in_read_.get(), EPOLLIN, [this](uint32_t) { OnConsoleInput(); });
+}
+
 void Machine::OnConsoleInput() {
   uint8_t buf[devices::Serial::kRxFifoSize];
   const size_t room = serial_->RxRoom();
-  if (room == 0) {  // resumed by rx_space once the guest reads
-    event_loop_.SetEvents(console_in_read_.get(), 0);
+  if (room == 0) {
+    // Not just paused (0 events): a hung-up pipe would still report EPOLLHUP, in a busy loop.
+    event_loop_.Remove(console_in_read_.get());
+    console_input_paused_ = true;
     return;
   }
   ssize_t n = read(console_in_read_.get(), buf, room);

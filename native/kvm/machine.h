@@ -66,6 +66,7 @@ class Machine {
  private:
   void RunVcpu(Vcpu& vcpu);
   void Finish(const MachineExit& exit);
+  void WatchConsoleInput();
   void OnConsoleInput();
 
   ExitCallback on_exit_;
@@ -80,7 +81,8 @@ class Machine {
 
   Fd console_out_read_, console_out_write_;
   Fd console_in_read_, console_in_write_;
-  Fd rx_space_;  // eventfd: the UART's receive FIFO has room again
+  Fd rx_space_;  // eventfd: the UART takes input again
+  bool console_input_paused_ = false;  // touched on the device thread only (and before it starts)
 
   std::atomic<bool> stop_{false};
   std::mutex exit_mutex_;

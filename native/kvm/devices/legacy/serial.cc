@@ -11,6 +11,7 @@ constexpr uint64_t kData = 0, kIer = 1, kIir = 2, kLcr = 3, kMcr = 4, kLsr = 5, 
 constexpr uint8_t kIerRxData = 0x01, kIerThrEmpty = 0x02;
 constexpr uint8_t kIirNone = 0x01, kIirThrEmpty = 0x02, kIirRxData = 0x04, kIirFifoEnabled = 0xc0;
 constexpr uint8_t kLcrDlab = 0x80;
+constexpr uint8_t kMcrOut2 = 0x08;
 constexpr uint8_t kMcrLoop = 0x10;
 constexpr uint8_t kLsrDataReady = 0x01, kLsrThrEmpty = 0x20, kLsrIdle = 0x40;
 constexpr uint8_t kMsrDefault = 0xb0;  // DCD, DSR, CTS: a cable with someone listening
@@ -20,30 +21,41 @@ Serial::Serial(int output_fd, std::function<void()> raise_irq, std::function<voi
     : output_fd_(output_fd), raise_irq_(std::move(raise_irq)), on_rx_space_(std::move(on_rx_space)) {}
 
 void Serial::Read(uint64_t offset, uint8_t* data, uint32_t len) {
-  bool irq = false, rx_space = false;
+  bool irq = false, room_appeared;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    const bool was_full = rx_fifo_.size() >= kRxFifoSize;
+    const size_t room_before = RxRoomLocked();
     for (uint32_t i = 0; i < len; ++i) data[i] = i == 0 ? ReadRegister(offset, irq) : 0;
-    rx_space = was_full && rx_fifo_.size() < kRxFifoSize;
+    room_appeared = room_before == 0 && RxRoomLocked() > 0;
   }
   if (irq) raise_irq_();
-  if (rx_space) on_rx_space_();
+  if (room_appeared) on_rx_space_();
 }
 
 void Serial::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
   if (len != 1) return;  // the UART's registers are bytes
-  bool irq = false;
+  bool irq = false, room_appeared;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    const size_t room_before = RxRoomLocked();
     WriteRegister(offset, data[0], irq);
+    room_appeared = room_before == 0 && RxRoomLocked() > 0;
   }
   if (irq) raise_irq_();
+  if (room_appeared) on_rx_space_();
 }
 
 size_t Serial::RxRoom() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return kRxFifoSize - rx_fifo_.size();
+  return RxRoomLocked();
+}
+
+size_t Serial::RxRoomLocked() const {
+  // Input waits on the host until the guest's driver can take it: receive interrupts enabled
+  // and routed (OUT2, as on a PC). Linux's probe toggles IER and clears the FIFO before it opens
+  // the port, so a byte taken earlier would be lost.
+  const bool receiving = (ier_ & kIerRxData) && (mcr_ & kMcrOut2);
+  return receiving ? kRxFifoSize - rx_fifo_.size() : 0;
 }
 
 size_t Serial::EnqueueInput(const uint8_t* data, size_t len) {

@@ -18,14 +18,14 @@ class Serial : public BusDevice {
   static constexpr uint32_t kCom1Irq = 4;
   static constexpr size_t kRxFifoSize = 64;
 
-  // `raise_irq` pulses the UART's interrupt line; `on_rx_space` says the receive FIFO, once
-  // full, has room again (the host may then offer more input).
+  // `raise_irq` pulses the UART's interrupt line; `on_rx_space` says the UART, which had no room
+  // for input (FIFO full, or receive not enabled yet), now takes some: the host may offer more.
   Serial(int output_fd, std::function<void()> raise_irq, std::function<void()> on_rx_space);
 
   void Read(uint64_t offset, uint8_t* data, uint32_t len) override;
   void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
 
-  // Free bytes in the receive FIFO.
+  // How many bytes of input the UART takes now.
   size_t RxRoom();
   // Queues host input for the guest; returns how many bytes fit (the rest must wait).
   size_t EnqueueInput(const uint8_t* data, size_t len);
@@ -35,6 +35,7 @@ class Serial : public BusDevice {
   void WriteRegister(uint64_t offset, uint8_t value, bool& irq);
   void Transmit(uint8_t byte);
   uint8_t InterruptId() const;
+  size_t RxRoomLocked() const;
 
   const int output_fd_;
   const std::function<void()> raise_irq_;
@@ -46,7 +47,7 @@ class Serial : public BusDevice {
   uint8_t ier_ = 0;
   uint8_t fcr_ = 0;
   uint8_t lcr_ = 0x03;  // 8N1
-  uint8_t mcr_ = 0x08;  // OUT2: interrupts routed to the PIC
+  uint8_t mcr_ = 0;
   uint8_t scr_ = 0;
   uint8_t dll_ = 0x0c;  // divisor 12: 9600 baud
   uint8_t dlm_ = 0;
