@@ -1,4 +1,21 @@
 {
+  "target_defaults": {
+    "cflags!": [
+      "-fno-exceptions"
+    ],
+    "cflags_cc!": [
+      "-fno-exceptions",
+      "-fno-rtti"
+    ],
+    "cflags_cc": [
+      "-std=c++17",
+      "-fexceptions",
+      "-Wall",
+      "-Wextra",
+      "-Wno-missing-field-initializers",
+      "-O2"
+    ]
+  },
   "targets": [
     {
       "target_name": "vmrun_kvm",
@@ -26,11 +43,47 @@
         "native/kvm/devices/legacy/i8042.cc",
         "native/kvm/devices/legacy/serial.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/kvm"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-O2"]
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native/kvm"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS"
+      ]
+    },
+    {
+      "target_name": "vmm_unit_tests",
+      "type": "executable",
+      "sources": [
+        "native/kvm/tests/main.cc",
+        "native/kvm/tests/boot_info_test.cc",
+        "native/kvm/tests/bus_test.cc",
+        "native/kvm/tests/cpuid_test.cc",
+        "native/kvm/tests/i8042_test.cc",
+        "native/kvm/tests/loader_test.cc",
+        "native/kvm/tests/memory_test.cc",
+        "native/kvm/tests/mptable_test.cc",
+        "native/kvm/tests/serial_test.cc",
+        "native/kvm/error.cc",
+        "native/kvm/vstate/memory.cc",
+        "native/kvm/arch/x86_64/boot_info.cc",
+        "native/kvm/arch/x86_64/cpuid.cc",
+        "native/kvm/arch/x86_64/e820.cc",
+        "native/kvm/arch/x86_64/gdt.cc",
+        "native/kvm/arch/x86_64/mptable.cc",
+        "native/kvm/loader/bzimage.cc",
+        "native/kvm/loader/elf.cc",
+        "native/kvm/loader/file.cc",
+        "native/kvm/loader/initrd.cc",
+        "native/kvm/loader/kernel.cc",
+        "native/kvm/devices/bus.cc",
+        "native/kvm/devices/legacy/i8042.cc",
+        "native/kvm/devices/legacy/serial.cc"
+      ],
+      "include_dirs": [
+        "native/kvm"
+      ]
     }
   ]
 }

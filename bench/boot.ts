@@ -159,15 +159,16 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result, null, 2));
     return;
   }
-  const cols = ['runner', 'marker ms', 'min', 'max', 'exit ms', 'VMM MiB', 'guest MiB'];
+  const cols = ['runner', 'marker ms', 'min', 'max', 'exit ms', 'RSS MiB', 'VMM MiB', 'guest MiB'];
   console.log(`boot to init marker, ${MEMORY_MIB} MiB, ${VCPUS} vCPU, ${runs} runs each, alternating; host ${result.host.kernel}${nested ? ', NESTED KVM (20-50x slower than real KVM)' : ''}`);
   console.log(cols.map((c, i) => (i ? c.padStart(9) : c.padEnd(9))).join(' '));
   for (const [name, s] of Object.entries(result.results)) {
-    const cells = [s.markerMs.median, s.markerMs.min, s.markerMs.max, s.exitMs.median, s.vmmOverheadMiB, s.guestTouchedMiB];
+    const cells = [s.markerMs.median, s.markerMs.min, s.markerMs.max, s.exitMs.median, s.rssMiB, s.vmmOverheadMiB, s.guestTouchedMiB];
     console.log([name.padEnd(9), ...cells.map((c) => c.toFixed(1).padStart(9))].join(' '));
   }
   console.log(`vmrun/qemu time to marker (both PVH): ${result.ratio.markerVmrunOverQemu.toFixed(2)}`);
-  console.log('VMM MiB: resident memory less touched guest RAM (vmrun: less the Node process before boot, too)');
+  console.log('RSS MiB: the VMM process at the marker (vmrun: the Node process it lives in, guest RAM included)');
+  console.log('VMM MiB: RSS less touched guest RAM (vmrun: less the Node process before boot, too)');
 }
 
 main().catch((err) => {

@@ -8,8 +8,9 @@ namespace vmm::devices {
 
 void Bus::Insert(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> device) {
   auto next = ranges_.lower_bound(base);
-  bool overlaps_next = next != ranges_.end() && next->first < base + len;
-  bool overlaps_prev = next != ranges_.begin() && std::prev(next)->first + std::prev(next)->second.len > base;
+  // Compared by distance from the lower base, so that no end address can wrap around 2^64.
+  bool overlaps_next = next != ranges_.end() && next->first - base < len;
+  bool overlaps_prev = next != ranges_.begin() && base - std::prev(next)->first < std::prev(next)->second.len;
   if (len == 0 || overlaps_next || overlaps_prev) throw VmmError("bus ranges overlap at " + std::to_string(base));
   ranges_.emplace(base, Range{len, std::move(device)});
 }

@@ -64,7 +64,10 @@ KernelImage LoadElfPvh(const File& file, GuestMemory& memory) {
   uint64_t end = 0;
   for (const Elf64_Phdr& ph : phdrs) {
     if (ph.p_type != PT_LOAD) continue;
-    if (ph.p_filesz > ph.p_memsz || ph.p_paddr < layout::kHighMemoryStart || !memory.Slice(ph.p_paddr, ph.p_memsz)) {
+    if (ph.p_filesz > ph.p_memsz || ph.p_paddr < layout::kHighMemoryStart) {
+      throw VmmError(name + " has a malformed segment (below 1 MiB, or larger in the file than in memory)");
+    }
+    if (!memory.Slice(ph.p_paddr, ph.p_memsz)) {
       throw VmmError("guest memory of " + std::to_string(memory.size() >> 20) + " MiB is too small for " + name +
                      " (a segment ends at " + std::to_string((ph.p_paddr + ph.p_memsz) >> 20) + " MiB)");
     }
