@@ -28,13 +28,19 @@ export interface BootResult {
   probe?: { cpus: number; memTotalKiB: number };
 }
 
+// A boot that takes longer than this (nested KVM included) is a hang: stop it and fail fast.
+const BOOT_TIMEOUT_MS = 120_000;
+
 /** Boots a machine, collects its console until it ends, and parses the probe's marker line. */
 export async function bootToEnd(options: BootOptions, input?: string): Promise<BootResult> {
   const vm = await Machine.boot(options);
   let text = '';
   vm.console.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
   if (input !== undefined) vm.consoleInput.end(input);
+  const timer = setTimeout(() => vm.kill(), BOOT_TIMEOUT_MS);
   const exit = await vm.wait();
+  clearTimeout(timer);
+  if (exit.kind !== 'reset') console.error(`# guest ended as ${exit.kind} (${exit.detail}); its console:\n${text}`);
   const m = /VMRUN-PROBE cpus=(\d+) memtotal_kb=(\d+)/.exec(text);
   return { exit, console: text, probe: m ? { cpus: Number(m[1]), memTotalKiB: Number(m[2]) } : undefined };
 }
