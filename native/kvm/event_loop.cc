@@ -7,7 +7,7 @@
 
 namespace vmm {
 
-EventLoop::EventLoop() {
+EventLoop::EventLoop(ErrorHandler on_error) : on_error_(std::move(on_error)) {
   epoll_ = Fd(CheckSys(epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
   wakeup_ = Fd(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
   Add(wakeup_.get(), EPOLLIN, [](uint32_t) {});
@@ -45,7 +45,11 @@ void EventLoop::Run() {
       auto it = handlers_.find(events[i].data.fd);
       if (it == handlers_.end()) continue;  // removed by an earlier handler of this batch
       Handler handler = it->second;         // a copy: the handler may remove itself
-      handler(events[i].events);
+      try {
+        handler(events[i].events);
+      } catch (const std::exception& e) {  // an exception must not end the process from this thread
+        on_error_(e.what());
+      }
     }
   }
 }

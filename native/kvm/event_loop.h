@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <thread>
 
 #include "fd.h"
@@ -16,8 +17,10 @@ namespace vmm {
 class EventLoop {
  public:
   using Handler = std::function<void(uint32_t events)>;
+  // Told what a handler threw; the loop itself goes on.
+  using ErrorHandler = std::function<void(const std::string& what)>;
 
-  EventLoop();
+  explicit EventLoop(ErrorHandler on_error);
   ~EventLoop();  // stops and joins the thread
 
   // Watches `fd` for `events` (EPOLLIN, ...). Call from a handler or before Start().
@@ -32,6 +35,7 @@ class EventLoop {
 
   Fd epoll_;
   Fd wakeup_;  // eventfd: tells the loop to stop
+  ErrorHandler on_error_;
   std::map<int, Handler> handlers_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;

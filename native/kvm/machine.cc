@@ -100,7 +100,12 @@ void Machine::Start() {
 
 void Machine::RunVcpu(Vcpu& vcpu) {
   Vcpu::PrepareThreadSignals();
-  VcpuExit result = vcpu.Run(pio_, mmio_, stop_);
+  VcpuExit result;
+  try {
+    result = vcpu.Run(pio_, mmio_, stop_);
+  } catch (const std::exception& e) {  // from a device: it must not end the process from this thread
+    result = {VcpuExit::Kind::kError, "vCPU " + std::to_string(vcpu.index()) + ": " + e.what()};
+  }
   switch (result.kind) {
     case VcpuExit::Kind::kTripleFault:
       Finish({MachineExit::Kind::kTripleFault, result.detail});

@@ -77,7 +77,9 @@ class Machine {
   devices::Bus pio_;
   devices::Bus mmio_;
   std::shared_ptr<devices::Serial> serial_;
-  EventLoop event_loop_;
+  EventLoop event_loop_{[this](const std::string& what) {
+    Finish({MachineExit::Kind::kError, "device thread: " + what});
+  }};
 
   Fd console_out_read_, console_out_write_;
   Fd console_in_read_, console_in_write_;
