@@ -41,7 +41,10 @@
         "native/kvm/loader/kernel.cc",
         "native/kvm/devices/bus.cc",
         "native/kvm/devices/legacy/i8042.cc",
-        "native/kvm/devices/legacy/serial.cc"
+        "native/kvm/devices/legacy/serial.cc",
+        "native/kvm/devices/virtio/queue.cc",
+        "native/kvm/devices/virtio/mmio.cc",
+        "native/kvm/devices/virtio/rng/rng.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -65,6 +68,7 @@
         "native/kvm/tests/memory_test.cc",
         "native/kvm/tests/mptable_test.cc",
         "native/kvm/tests/serial_test.cc",
+        "native/kvm/tests/virtio_test.cc",
         "native/kvm/error.cc",
         "native/kvm/vstate/memory.cc",
         "native/kvm/arch/x86_64/boot_info.cc",
@@ -79,7 +83,10 @@
         "native/kvm/loader/kernel.cc",
         "native/kvm/devices/bus.cc",
         "native/kvm/devices/legacy/i8042.cc",
-        "native/kvm/devices/legacy/serial.cc"
+        "native/kvm/devices/legacy/serial.cc",
+        "native/kvm/devices/virtio/queue.cc",
+        "native/kvm/devices/virtio/mmio.cc",
+        "native/kvm/devices/virtio/rng/rng.cc"
       ],
       "include_dirs": [
         "native/kvm"

@@ -18,7 +18,7 @@ if [ -f "$out" ]; then echo "$out"; exit 0; fi
 mkdir -p "$cache"
 stage=$(mktemp -d "$cache/.stage-XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/root/bin" "$stage/root/proc" "$stage/root/dev"
+mkdir -p "$stage/root/bin" "$stage/root/proc" "$stage/root/sys" "$stage/root/dev"
 cp "$busybox" "$stage/root/bin/busybox"
 # The kernel opens /dev/console for init's stdio before anything could mount devtmpfs.
 mknod -m 600 "$stage/root/dev/console" c 5 1 || die "mknod /dev/console failed (run as root)"

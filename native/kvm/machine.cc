@@ -5,11 +5,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "arch/x86_64/boot_info.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "devices/legacy/i8042.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/rng/rng.h"
 #include "error.h"
 #include "loader/initrd.h"
 #include "loader/kernel.h"
@@ -43,10 +47,12 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
   loader::KernelImage kernel = loader::LoadKernel(config.kernel, *memory_);
   loader::InitrdPlacement initrd;
   if (!config.initrd.empty()) initrd = loader::LoadInitrd(config.initrd, kernel, *memory_);
-  const uint64_t boot_info = x86_64::WriteBootInfo(*memory_, kernel, config.cmdline, initrd);
-  x86_64::WriteMpTable(*memory_, config.vcpus);
-
   vm_ = std::make_unique<Vm>(*kvm_, *memory_);
+
+  std::string cmdline = config.cmdline;
+  cmdline += AttachVirtio(std::make_unique<devices::virtio::Rng>());
+  const uint64_t boot_info = x86_64::WriteBootInfo(*memory_, kernel, cmdline, initrd);
+  x86_64::WriteMpTable(*memory_, config.vcpus);
 
   std::tie(console_out_read_, console_out_write_) = Pipe(0);
   std::tie(console_in_read_, console_in_write_) = Pipe(O_NONBLOCK);
@@ -80,6 +86,38 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
     vcpu->Configure(x86_64::NormalizeCpuid(supported, i, config.vcpus), *memory_, i == 0 ? &entry : nullptr);
     vcpus_.push_back(std::move(vcpu));
   }
+}
+
+std::string Machine::AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice> device) {
+  if (virtio_devices_ == layout::kVirtioMaxDevices) throw VmmError("too many virtio devices");
+  const uint64_t base = layout::kVirtioMmioStart + virtio_devices_ * devices::virtio::MmioTransport::kSize;
+  const uint32_t irq = layout::kVirtioFirstIrq + virtio_devices_;
+  ++virtio_devices_;
+
+  Fd irqfd(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
+  vm_->RegisterIrqfd(irqfd.get(), irq);
+  const int irq_fd = irqfd.get();
+  device_fds_.push_back(std::move(irqfd));
+  auto transport = std::make_shared<devices::virtio::MmioTransport>(*memory_, std::move(device), [irq_fd] {
+    uint64_t one = 1;
+    (void)!write(irq_fd, &one, sizeof one);
+  });
+  mmio_.Insert(base, devices::virtio::MmioTransport::kSize, transport);
+
+  for (uint16_t q = 0; q < transport->queue_count(); ++q) {
+    Fd doorbell(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
+    vm_->RegisterIoeventfd(base + devices::virtio::MmioTransport::kQueueNotifyOffset, q, doorbell.get());
+    const int fd = doorbell.get();
+    event_loop_.Add(fd, EPOLLIN, [fd, q, transport](uint32_t) {
+      uint64_t count;
+      (void)!read(fd, &count, sizeof count);
+      transport->ProcessQueue(q);
+    });
+    device_fds_.push_back(std::move(doorbell));
+  }
+  char arg[64];
+  std::snprintf(arg, sizeof arg, " virtio_mmio.device=4K@0x%llx:%u", static_cast<unsigned long long>(base), irq);
+  return arg;
 }
 
 Machine::~Machine() {

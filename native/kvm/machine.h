@@ -13,6 +13,7 @@
 
 #include "devices/bus.h"
 #include "devices/legacy/serial.h"
+#include "devices/virtio/device.h"
 #include "event_loop.h"
 #include "fd.h"
 #include "kvm.h"
@@ -64,6 +65,10 @@ class Machine {
   uint64_t GuestMemoryBytes() const { return memory_->size(); }
 
  private:
+  // Puts a virtio device on the next virtio-mmio slot: its page on the MMIO bus, its doorbells on
+  // ioeventfds served by the device thread, its interrupt on an irqfd. Returns the kernel
+  // command-line argument that declares it.
+  std::string AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice> device);
   void RunVcpu(Vcpu& vcpu);
   void Finish(const MachineExit& exit);
   void WatchConsoleInput();
@@ -84,6 +89,8 @@ class Machine {
   Fd console_out_read_, console_out_write_;
   Fd console_in_read_, console_in_write_;
   Fd rx_space_;  // eventfd: the UART takes input again
+  std::vector<Fd> device_fds_;  // virtio ioeventfds and irqfds
+  uint32_t virtio_devices_ = 0;
   bool console_input_paused_ = false;  // touched on the device thread only (and before it starts)
 
   std::atomic<bool> stop_{false};

@@ -40,6 +40,24 @@ t.test('console input reaches the guest', async (t) => {
   t.match(result.console, /VMRUN-ECHO hello from the host/);
 });
 
+t.test('the guest finds the virtio-rng device and reads random bytes from it', async (t) => {
+  const guest = await probeGuest();
+  const reads: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const result = await bootToEnd({
+      kernel: guest.kernel.bzImage,
+      initrd: guest.initrd,
+      cmdline: 'console=ttyS0 reboot=k panic=-1 quiet no_timer_check probe_mode=rng',
+    });
+    t.equal(result.exit.kind, 'reset');
+    const m = /VMRUN-RNG source=(\S+) bytes=([0-9a-f]*)/.exec(result.console);
+    t.equal(m?.[1], 'virtio_rng.0', 'the guest uses the virtio RNG');
+    t.match(m?.[2], /^[0-9a-f]{64}$/, '32 bytes read');
+    reads.push(m?.[2] ?? '');
+  }
+  t.not(reads[0], reads[1], 'two boots read different bytes');
+});
+
 t.test('kill() stops a running guest and wait() says so', async (t) => {
   const guest = await probeGuest();
   // No initrd: the kernel panics looking for a root and, with panic=0, waits forever.

@@ -27,7 +27,7 @@ t.test('bad input is refused with a clear error, and nothing is left running', a
     { name: 'memory for the kernel but not the initrd', opts: { ...ok, memoryMiB: 32 }, msg: /too small/ },
     { name: '0 vCPUs', opts: { ...ok, vcpus: 0 }, msg: /vcpus must be between 1 and \d+ on this host, not 0/ },
     { name: 'more vCPUs than KVM allows', opts: { ...ok, vcpus: maxVcpus + 1 }, msg: /vcpus must be between 1 and/ },
-    { name: 'a command line longer than the kernel takes', opts: { ...ok, cmdline: 'x'.repeat(5000) }, msg: /command line is 5000 bytes/ },
+    { name: 'a command line longer than the kernel takes', opts: { ...ok, cmdline: 'x'.repeat(5000) }, msg: /command line is \d+ bytes; this kernel takes at most \d+/ },
   ];
   for (const c of cases) {
     await t.rejects(Machine.boot(c.opts), { name: MachineConfigError.name, message: c.msg }, c.name);

@@ -38,3 +38,24 @@ void Vm::PulseIrq(uint32_t irq) const {
 }
 
 }  // namespace vmm
+
+namespace vmm {
+
+void Vm::RegisterIoeventfd(uint64_t addr, uint32_t value, int fd) const {
+  kvm_ioeventfd ev{};
+  ev.datamatch = value;
+  ev.addr = addr;
+  ev.len = 4;
+  ev.fd = fd;
+  ev.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  CheckSys(ioctl(fd_.get(), KVM_IOEVENTFD, &ev), "KVM_IOEVENTFD");
+}
+
+void Vm::RegisterIrqfd(int fd, uint32_t gsi) const {
+  kvm_irqfd irqfd{};
+  irqfd.fd = fd;
+  irqfd.gsi = gsi;
+  CheckSys(ioctl(fd_.get(), KVM_IRQFD, &irqfd), "KVM_IRQFD");
+}
+
+}  // namespace vmm

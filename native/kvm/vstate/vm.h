@@ -17,6 +17,11 @@ class Vm {
   int fd() const { return fd_.get(); }
   // Drives an interrupt line of the in-kernel PIC/IOAPIC (edge: raise then lower).
   void PulseIrq(uint32_t irq) const;
+  // A guest write of `value` (4 bytes) to MMIO address `addr` signals `fd` inside KVM, with no
+  // exit to the VMM: a virtio doorbell.
+  void RegisterIoeventfd(uint64_t addr, uint32_t value, int fd) const;
+  // A write to `fd` raises interrupt line `gsi`, from any thread, without an ioctl.
+  void RegisterIrqfd(int fd, uint32_t gsi) const;
 
  private:
   Fd fd_;

@@ -27,6 +27,12 @@ constexpr uint64_t kTssAddress = 0xfffbd000;
 constexpr uint64_t kIoapicAddress = 0xfec00000;
 constexpr uint64_t kLapicAddress = 0xfee00000;
 
+// virtio-mmio devices: one 4 KiB page each from here, declared to Linux on the command line
+// (virtio_mmio.device=4K@ADDR:IRQ), interrupts from IRQ 5 up (0-4 are the PIT, keyboard, cascade, COM).
+constexpr uint64_t kVirtioMmioStart = 0xd0000000;
+constexpr uint32_t kVirtioFirstIrq = 5;
+constexpr uint32_t kVirtioMaxDevices = 18;  // IRQs 5..22 of the IOAPIC's 24
+
 // Smallest guest RAM we accept: the kernel loads at 16 MiB (PVH) and needs room to run.
 constexpr uint64_t kMinMemoryMiB = 32;
 

@@ -1,0 +1,33 @@
+// What a virtio device is to its transport: an id, features, queues, a config space, and one
+// entry point to handle what the driver queued. A device never knows how it is wired.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "devices/virtio/queue.h"
+#include "vstate/memory.h"
+
+namespace vmm::devices::virtio {
+
+// Device ids, virtio 1.2, 5.
+constexpr uint32_t kDeviceIdEntropy = 4;
+
+class VirtioDevice {
+ public:
+  virtual ~VirtioDevice() = default;
+  virtual uint32_t device_id() const = 0;
+  // Device-specific feature bits; the transport adds VIRTIO_F_VERSION_1.
+  virtual uint64_t features() const { return 0; }
+  virtual std::vector<uint16_t> queue_max_sizes() const = 0;
+  virtual void ReadConfig(uint64_t /*offset*/, uint8_t* data, uint32_t len) { std::memset(data, 0, len); }
+  virtual void WriteConfig(uint64_t /*offset*/, const uint8_t* /*data*/, uint32_t /*len*/) {}
+  // Handles the chains the driver made available on `queue`; true when some were used (the
+  // driver is then interrupted). Throws QueueError when the guest broke the queue.
+  virtual bool Process(uint16_t queue_index, Queue& queue, const GuestMemory& memory) = 0;
+  // The driver reset the device.
+  virtual void Reset() {}
+};
+
+}  // namespace vmm::devices::virtio
