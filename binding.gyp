@@ -44,6 +44,7 @@
         "native/kvm/devices/legacy/serial.cc",
         "native/kvm/devices/virtio/queue.cc",
         "native/kvm/devices/virtio/mmio.cc",
+        "native/kvm/devices/virtio/block/block.cc",
         "native/kvm/devices/virtio/rng/rng.cc"
       ],
       "include_dirs": [
@@ -62,6 +63,7 @@
         "native/kvm/tests/main.cc",
         "native/kvm/tests/boot_info_test.cc",
         "native/kvm/tests/bus_test.cc",
+        "native/kvm/tests/block_test.cc",
         "native/kvm/tests/cpuid_test.cc",
         "native/kvm/tests/i8042_test.cc",
         "native/kvm/tests/loader_test.cc",
@@ -86,6 +88,7 @@
         "native/kvm/devices/legacy/serial.cc",
         "native/kvm/devices/virtio/queue.cc",
         "native/kvm/devices/virtio/mmio.cc",
+        "native/kvm/devices/virtio/block/block.cc",
         "native/kvm/devices/virtio/rng/rng.cc"
       ],
       "include_dirs": [

@@ -70,7 +70,7 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
                         InstanceMethod<&NativeMachine::Memory>("memory")});
   }
 
-  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus }, onExit({kind, detail}))
+  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus, drives? }, onExit({kind, detail}))
   explicit NativeMachine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeMachine>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject() || !info[1].IsFunction()) {
@@ -83,6 +83,15 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
     config.cmdline = StringField(o, "cmdline", true);
     config.memory_mib = IntField(o, "memoryMiB");
     config.vcpus = static_cast<uint32_t>(IntField(o, "vcpus"));
+    if (o.Has("drives")) {
+      if (!o.Get("drives").IsArray()) throw Napi::TypeError::New(env, "drives must be an array");
+      Napi::Array drives = o.Get("drives").As<Napi::Array>();
+      for (uint32_t i = 0; i < drives.Length(); ++i) {
+        if (!drives.Get(i).IsObject()) throw Napi::TypeError::New(env, "each drive must be an object");
+        Napi::Object d = drives.Get(i).As<Napi::Object>();
+        config.drives.push_back({StringField(d, "path", true), d.Get("readOnly").ToBoolean().Value()});
+      }
+    }
 
     on_exit_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "vmrun-exit", 0, 1);
     try {

@@ -16,13 +16,15 @@ out="$cache/probe-$key.cpio.gz"
 if [ -f "$out" ]; then echo "$out"; exit 0; fi
 
 mkdir -p "$cache"
-stage=$(mktemp -d "$cache/.stage-XXXXXX")
-trap 'rm -rf "$stage"' EXIT
+# Staged in $TMPDIR: the cache may sit on a filesystem without device nodes (9p in the rig).
+stage=$(mktemp -d)
+partial="$cache/.probe-$key.$$"
+trap 'rm -rf "$stage" "$partial"' EXIT
 mkdir -p "$stage/root/bin" "$stage/root/proc" "$stage/root/sys" "$stage/root/dev"
 cp "$busybox" "$stage/root/bin/busybox"
 # The kernel opens /dev/console for init's stdio before anything could mount devtmpfs.
 mknod -m 600 "$stage/root/dev/console" c 5 1 || die "mknod /dev/console failed (run as root)"
 install -m 0755 "$here/init" "$stage/root/init"
-(cd "$stage/root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) | gzip -9 > "$stage/img"
-mv "$stage/img" "$out"
+(cd "$stage/root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) | gzip -9 > "$partial"
+mv "$partial" "$out"
 echo "$out"

@@ -12,6 +12,7 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "devices/legacy/i8042.h"
+#include "devices/virtio/block/block.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/rng/rng.h"
 #include "error.h"
@@ -50,6 +51,9 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
   vm_ = std::make_unique<Vm>(*kvm_, *memory_);
 
   std::string cmdline = config.cmdline;
+  for (const DriveConfig& drive : config.drives) {
+    cmdline += AttachVirtio(std::make_unique<devices::virtio::Block>(drive.path, drive.read_only));
+  }
   cmdline += AttachVirtio(std::make_unique<devices::virtio::Rng>());
   const uint64_t boot_info = x86_64::WriteBootInfo(*memory_, kernel, cmdline, initrd);
   x86_64::WriteMpTable(*memory_, config.vcpus);

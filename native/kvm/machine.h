@@ -23,12 +23,19 @@
 
 namespace vmm {
 
+// A host file or block device given to the guest as a virtio disk (/dev/vda, /dev/vdb, ...).
+struct DriveConfig {
+  std::string path;
+  bool read_only = false;
+};
+
 struct MachineConfig {
   std::string kernel;   // bzImage or ELF vmlinux (PVH)
   std::string initrd;   // empty: none
   std::string cmdline;
   uint64_t memory_mib = 128;
   uint32_t vcpus = 1;
+  std::vector<DriveConfig> drives;
 };
 
 // How a machine ended. kReset: the guest reset itself (its way to power off); kStopped: the host

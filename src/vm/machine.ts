@@ -21,6 +21,8 @@ export interface BootOptions {
   memoryMiB?: number;
   /** Number of vCPUs (default 1). */
   vcpus?: number;
+  /** Host files (or block devices) the guest sees as virtio disks, /dev/vda first. */
+  drives?: { path: string; readOnly?: boolean }[];
 }
 
 /**
@@ -63,6 +65,10 @@ export class Machine {
       cmdline: options.cmdline ?? DEFAULT_CMDLINE,
       memoryMiB: requireInteger(options.memoryMiB ?? 128, 'memoryMiB'),
       vcpus: requireInteger(options.vcpus ?? 1, 'vcpus'),
+      drives: (options.drives ?? []).map((d, i) => ({
+        path: requireString(d?.path, `drives[${i}].path`),
+        readOnly: d.readOnly === true,
+      })),
     };
     const { NativeMachine } = loadAddon();
     // The exit callback cannot run before start(), so `machine` is always set by then.

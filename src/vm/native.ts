@@ -11,6 +11,7 @@ export interface NativeMachineConfig {
   cmdline: string;
   memoryMiB: number;
   vcpus: number;
+  drives?: { path: string; readOnly?: boolean }[];
 }
 
 export type NativeExitKind = 'reset' | 'stopped' | 'triple-fault' | 'error';

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 
 import { Machine } from '../../src/vm/machine';
@@ -56,6 +59,29 @@ t.test('the guest finds the virtio-rng device and reads random bytes from it', a
     reads.push(m?.[2] ?? '');
   }
   t.not(reads[0], reads[1], 'two boots read different bytes');
+});
+
+t.test('virtio disks: a read-only one the guest reads but cannot write, a writable one it writes', async (t) => {
+  const guest = await probeGuest();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-disk-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ro = path.join(dir, 'ro-disk.img');
+  const rw = path.join(dir, 'rw-disk.img');
+  const roBytes = Buffer.alloc(1 << 20);
+  roBytes.write('VMRUN-DISK-BYTES', 0);
+  fs.writeFileSync(ro, roBytes);
+  fs.writeFileSync(rw, Buffer.alloc(1 << 20));
+  const result = await bootToEnd({
+    kernel: guest.kernel.bzImage,
+    initrd: guest.initrd,
+    cmdline: 'console=ttyS0 reboot=k panic=-1 quiet no_timer_check probe_mode=disk',
+    drives: [{ path: ro, readOnly: true }, { path: rw }],
+  });
+  t.equal(result.exit.kind, 'reset');
+  t.match(result.console, /VMRUN-DISK vda: size=2048 ro=1 serial=ro-disk\.img head=VMRUN-DISK-BYTES/, 'size, read-only flag, id and contents');
+  t.match(result.console, /VMRUN-DISK vda-write=refused vdb-write=ok/);
+  t.same(fs.readFileSync(ro), roBytes, 'the read-only disk is unchanged');
+  t.equal(fs.readFileSync(rw).subarray(512, 512 + 21).toString(), 'written-by-the-guest\n', 'the guest wrote the other');
 });
 
 t.test('kill() stops a running guest and wait() says so', async (t) => {

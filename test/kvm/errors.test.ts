@@ -23,6 +23,7 @@ t.test('bad input is refused with a clear error, and nothing is left running', a
     { name: 'a kernel path that does not exist', opts: { kernel: '/nonexistent/bzImage' }, msg: /kernel \/nonexistent\/bzImage: No such file/ },
     { name: 'a file that is not a kernel', opts: { kernel: notAKernel }, msg: /is not a Linux kernel/ },
     { name: 'an initrd that does not exist', opts: { ...ok, initrd: '/nonexistent/initrd' }, msg: /initrd \/nonexistent\/initrd: No such file/ },
+    { name: 'a disk that does not exist', opts: { ...ok, drives: [{ path: '/nonexistent/disk.img' }] }, msg: /disk \/nonexistent\/disk\.img: No such file/ },
     { name: 'too little memory', opts: { ...ok, memoryMiB: 16 }, msg: /16 MiB is too small: give at least 32 MiB/ },
     { name: 'memory for the kernel but not the initrd', opts: { ...ok, memoryMiB: 32 }, msg: /too small/ },
     { name: '0 vCPUs', opts: { ...ok, vcpus: 0 }, msg: /vcpus must be between 1 and \d+ on this host, not 0/ },

@@ -9,6 +9,7 @@
 #include "devices/virtio/queue.h"
 #include "devices/virtio/rng/rng.h"
 #include "tests/check.h"
+#include "tests/virtq_driver.h"
 #include "vstate/memory.h"
 
 using vmm::GuestMemory;
@@ -24,12 +25,7 @@ constexpr uint16_t kSize = 8;
 constexpr uint16_t kNext = 1, kWrite = 2, kIndirect = 4;
 
 void WriteDesc(GuestMemory& mem, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0) {
-  uint8_t d[16];  // struct virtq_desc
-  std::memcpy(d, &addr, 8);
-  std::memcpy(d + 8, &len, 4);
-  std::memcpy(d + 12, &flags, 2);
-  std::memcpy(d + 14, &next, 2);
-  mem.Write(kDesc + 16 * i, d, 16, "desc");
+  vmm_test::WriteDescriptor(mem, kDesc, i, addr, len, flags, next);
 }
 
 struct Ring {
@@ -47,10 +43,7 @@ struct Ring {
   void Desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0) {
     WriteDesc(mem, i, addr, len, flags, next);
   }
-  void Offer(uint16_t head) {
-    mem.WriteObject<uint16_t>(kAvail + 4 + 2 * (avail_idx % kSize), head, "avail ring");
-    mem.WriteObject<uint16_t>(kAvail + 2, ++avail_idx, "avail idx");
-  }
+  void Offer(uint16_t head) { vmm_test::OfferChain(mem, kAvail, kSize, ++avail_idx, head); }
   uint16_t UsedIdx() const { uint16_t v; std::memcpy(&v, mem.Slice(kUsed + 2, 2), 2); return v; }
   uint32_t UsedField(uint16_t slot, int field) const {
     uint32_t v;

@@ -12,6 +12,7 @@
 namespace vmm::devices::virtio {
 
 // Device ids, virtio 1.2, 5.
+constexpr uint32_t kDeviceIdBlock = 2;
 constexpr uint32_t kDeviceIdEntropy = 4;
 
 class VirtioDevice {

@@ -1,0 +1,37 @@
+// virtio-blk (virtio 1.2, 5.2): a host file as a disk, read-only or read-write. One queue;
+// reads, writes, flush and the device id. Requests run synchronously on the device thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "devices/virtio/device.h"
+#include "fd.h"
+
+namespace vmm::devices::virtio {
+
+class Block : public VirtioDevice {
+ public:
+  // Opens `path` (a regular file or block device); throws VmmError naming it when it cannot.
+  Block(const std::string& path, bool read_only);
+
+  uint32_t device_id() const override { return kDeviceIdBlock; }
+  uint64_t features() const override;
+  std::vector<uint16_t> queue_max_sizes() const override { return {256}; }
+  void ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) override;
+  bool Process(uint16_t queue_index, Queue& queue, const GuestMemory& memory) override;
+
+  uint64_t capacity_sectors() const { return size_bytes_ / kSectorSize; }
+
+ private:
+  static constexpr uint64_t kSectorSize = 512;
+  // Runs one request and returns its status byte; `written` counts data bytes given to the guest.
+  uint8_t Execute(const DescriptorChain& chain, uint32_t type, uint64_t sector, uint32_t& written);
+
+  Fd fd_;
+  bool read_only_;
+  uint64_t size_bytes_;
+  std::string id_;  // what VIRTIO_BLK_T_GET_ID returns: the file's name, at most 20 bytes
+};
+
+}  // namespace vmm::devices::virtio

@@ -1,0 +1,133 @@
+// virtio-blk requests as the device sees them: reads, writes, flush and GET_ID on a temp file,
+// a read-only disk refusing writes, requests past the end failing with IOERR, and requests
+// without a header or status byte breaking the queue.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "devices/virtio/block/block.h"
+#include "devices/virtio/queue.h"
+#include "tests/check.h"
+#include "tests/virtq_driver.h"
+#include "vstate/memory.h"
+
+using vmm::GuestMemory;
+using vmm::VmmError;
+using vmm::devices::virtio::Block;
+using vmm::devices::virtio::Queue;
+using vmm::devices::virtio::QueueError;
+
+namespace {
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kDesc = 0x10000, kAvail = 0x11000, kUsed = 0x12000, kHeader = 0x20000, kData = 0x21000,
+                   kStatus = 0x30000;
+constexpr uint16_t kNext = 1, kWrite = 2;
+constexpr uint32_t kIn = 0, kOut = 1, kFlush = 4, kGetId = 8, kBogus = 99;
+
+struct Disk {
+  std::string path;
+  Disk() {
+    char name[] = "/tmp/vmm-blk-test-XXXXXX";
+    int fd = mkstemp(name);
+    path = name;
+    std::string content(4096, '\0');
+    std::memcpy(&content[512], "sector-one", 10);
+    (void)!write(fd, content.data(), content.size());
+    close(fd);
+  }
+  ~Disk() { unlink(path.c_str()); }
+  std::string Read(off_t offset, size_t len) const {
+    std::string s(len, '\0');
+    FILE* f = std::fopen(path.c_str(), "rb");
+    std::fseek(f, offset, SEEK_SET);
+    (void)!std::fread(&s[0], 1, len, f);
+    std::fclose(f);
+    return s;
+  }
+};
+
+struct Driver {
+  GuestMemory mem{64 * kMiB};
+  Queue queue{256};
+  uint16_t avail = 0;
+  Driver() {
+    queue.size = 8;
+    queue.ready = true;
+    queue.desc_addr = kDesc;
+    queue.avail_addr = kAvail;
+    queue.used_addr = kUsed;
+  }
+  void Desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+    vmm_test::WriteDescriptor(mem, kDesc, i, addr, len, flags, next);
+  }
+  // A request as Linux builds it: header, data (if any), status. Returns the status byte.
+  uint8_t Request(Block& blk, uint32_t type, uint64_t sector, uint32_t data_len, bool data_writable) {
+    uint8_t header[16] = {};
+    std::memcpy(header, &type, 4);
+    std::memcpy(header + 8, &sector, 8);
+    mem.Write(kHeader, header, 16, "header");
+    mem.WriteObject<uint8_t>(kStatus, 0xee, "status");
+    Desc(0, kHeader, 16, kNext, data_len ? 1 : 2);
+    if (data_len) Desc(1, kData, data_len, kNext | (data_writable ? kWrite : 0), 2);
+    Desc(2, kStatus, 1, kWrite, 0);
+    vmm_test::OfferChain(mem, kAvail, 8, ++avail, 0);
+    blk.Process(0, queue, mem);
+    uint8_t status;
+    std::memcpy(&status, mem.Slice(kStatus, 1), 1);
+    return status;
+  }
+  std::string Data(size_t len) { return std::string(reinterpret_cast<char*>(mem.Slice(kData, len)), len); }
+};
+}  // namespace
+
+TEST(block_reads_writes_flushes) {
+  Disk disk;
+  Block blk(disk.path, false);
+  CHECK_EQ(blk.capacity_sectors(), 8u);
+  uint64_t capacity = 0;
+  blk.ReadConfig(0, reinterpret_cast<uint8_t*>(&capacity), 8);
+  CHECK_EQ(capacity, 8u);
+  Driver d;
+  CHECK_EQ(d.Request(blk, kIn, 1, 512, true), 0);
+  CHECK_EQ(d.Data(10), std::string("sector-one"));
+  d.mem.Write(kData, "from-the-guest", 14, "data");
+  CHECK_EQ(d.Request(blk, kOut, 3, 512, false), 0);
+  CHECK_EQ(disk.Read(3 * 512, 14), std::string("from-the-guest"));
+  CHECK_EQ(d.Request(blk, kFlush, 0, 0, false), 0);
+  CHECK_EQ(d.Request(blk, kGetId, 0, 20, true), 0);
+  CHECK_EQ(std::string(d.Data(20).c_str()), disk.path.substr(disk.path.find_last_of('/') + 1));
+  CHECK_EQ(d.Request(blk, kBogus, 0, 0, false), 2);  // UNSUPP
+}
+
+TEST(block_refuses_what_it_must) {
+  Disk disk;
+  Block ro(disk.path, true);
+  Driver d;
+  d.mem.Write(kData, "nope", 4, "data");
+  CHECK_EQ(d.Request(ro, kOut, 0, 512, false), 1);  // IOERR on a read-only disk
+  CHECK_EQ(disk.Read(0, 4), std::string(4, '\0'));
+  CHECK_EQ(d.Request(ro, kIn, 8, 512, true), 1);            // starts at the end
+  CHECK_EQ(d.Request(ro, kIn, 7, 1024, true), 1);           // runs past the end
+  CHECK_EQ(d.Request(ro, kIn, UINT64_MAX / 256, 512, true), 1);  // sector * 512 would wrap
+  CHECK_EQ(d.Request(ro, kIn, 7, 512, true), 0);            // the last sector is fine
+  CHECK_THROWS(Block("/nonexistent/disk.img", true), VmmError, "disk /nonexistent/disk.img");
+}
+
+TEST(block_malformed_requests_break_the_queue) {
+  Disk disk;
+  Block blk(disk.path, false);
+  Driver d;
+  // No status byte: only a header.
+  d.Desc(0, kHeader, 16, 0, 0);
+  vmm_test::OfferChain(d.mem, kAvail, 8, 1, 0);
+  CHECK_THROWS(blk.Process(0, d.queue, d.mem), QueueError, "header or status");
+  // A header too short to hold type and sector.
+  Driver e;
+  e.Desc(0, kHeader, 8, kNext, 1);
+  e.Desc(1, kStatus, 1, kWrite, 0);
+  vmm_test::OfferChain(e.mem, kAvail, 8, 1, 0);
+  CHECK_THROWS(blk.Process(0, e.queue, e.mem), QueueError, "header or status");
+}
