@@ -66,7 +66,9 @@ uint32_t MmioTransport::ReadRegister(uint64_t offset) {
     case kVersion: return 2;
     case kDeviceId: return device_->device_id();
     case kVendorId: return kVendor;
-    case kDeviceFeatures: return device_features_sel_ == 0 ? static_cast<uint32_t>(features) : device_features_sel_ == 1 ? static_cast<uint32_t>(features >> 32) : 0;
+    case kDeviceFeatures:
+      if (device_features_sel_ > 1) return 0;
+      return static_cast<uint32_t>(features >> (32 * device_features_sel_));
     case kQueueNumMax: return q ? q->max_size() : 0;
     case kQueueReady: return q && q->ready;
     case kInterruptStatus: return interrupt_status_;
