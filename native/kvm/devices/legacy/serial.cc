@@ -21,14 +21,13 @@ Serial::Serial(int output_fd, std::function<void()> raise_irq, std::function<voi
     : output_fd_(output_fd), raise_irq_(std::move(raise_irq)), on_rx_space_(std::move(on_rx_space)) {}
 
 void Serial::Read(uint64_t offset, uint8_t* data, uint32_t len) {
-  bool irq = false, room_appeared;
+  bool room_appeared;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const size_t room_before = RxRoomLocked();
-    for (uint32_t i = 0; i < len; ++i) data[i] = i == 0 ? ReadRegister(offset, irq) : 0;
+    for (uint32_t i = 0; i < len; ++i) data[i] = i == 0 ? ReadRegister(offset) : 0;
     room_appeared = room_before == 0 && RxRoomLocked() > 0;
   }
-  if (irq) raise_irq_();
   if (room_appeared) on_rx_space_();
 }
 
@@ -76,7 +75,7 @@ uint8_t Serial::InterruptId() const {
   return kIirNone;
 }
 
-uint8_t Serial::ReadRegister(uint64_t offset, bool& irq) {
+uint8_t Serial::ReadRegister(uint64_t offset) {
   switch (offset) {
     case kData: {
       if (lcr_ & kLcrDlab) return dll_;
@@ -106,7 +105,6 @@ uint8_t Serial::ReadRegister(uint64_t offset, bool& irq) {
     case kScr:
       return scr_;
     default:
-      (void)irq;
       return 0;
   }
 }

@@ -31,7 +31,7 @@ class Serial : public BusDevice {
   size_t EnqueueInput(const uint8_t* data, size_t len);
 
  private:
-  uint8_t ReadRegister(uint64_t offset, bool& irq);
+  uint8_t ReadRegister(uint64_t offset);  // reads never raise an interrupt
   void WriteRegister(uint64_t offset, uint8_t value, bool& irq);
   void Transmit(uint8_t byte);
   uint8_t InterruptId() const;
