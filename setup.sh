@@ -9,6 +9,10 @@ packages=(
   build-essential python3                          # the addon (node-gyp)
   linux-source-6.1 flex bison bc lz4 libelf-dev libssl-dev xz-utils  # the guest kernel
   busybox-static cpio file                         # the probe initramfs
+  pkg-config libarchive-dev libzstd-dev zlib1g-dev nettle-dev libacl1-dev liblz4-dev
+  libxml2-dev libbz2-dev liblzma-dev libicu-dev    # the static guest agent (libarchive and what it links)
+  e2fsprogs                                        # mkfs.ext4 for image disks
+  umoci skopeo zstd                                # test images (OCI layouts) and their layers
   qemu-system-x86                                  # the nested-KVM rig and the QEMU peer in bench/
 )
 missing=()
