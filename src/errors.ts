@@ -30,3 +30,19 @@ export class VmmError extends VmrunError {
 
 /** A build step for guest images (kernel, initramfs) failed. */
 export class ImageBuildError extends VmrunError {}
+
+/** An image is missing, malformed, or does not match its digests. */
+export class ImageError extends VmrunError {}
+
+/** The run's options cannot make a process (no command, a relative working directory, ...). */
+export class RunSpecError extends VmrunError {}
+
+/** The guest agent failed to prepare or start the process; `exitCode` is docker's for the cause. */
+export class AgentError extends VmrunError {
+  constructor(
+    message: string,
+    override readonly exitCode: number = 125,
+  ) {
+    super(message);
+  }
+}

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 /** The package's root directory (holding package.json), from src/ under ts-node or dist/src/ when built. */
@@ -8,3 +9,9 @@ export const packageRoot: string = (() => {
   }
   throw new Error(`no package.json above ${__dirname}`);
 })();
+
+/** vmrun's cache (kernels, agent, unpacked image disks): $VMRUN_CACHE_DIR, else $XDG_CACHE_HOME/vmrun. */
+export function cacheDir(): string {
+  if (process.env.VMRUN_CACHE_DIR) return process.env.VMRUN_CACHE_DIR;
+  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'vmrun');
+}

@@ -27,7 +27,7 @@ program
   .option('--cpus <n>', 'number of vCPUs', integer, 1)
   .action(async (opts: { kernel?: string; initrd?: string; append?: string; memory: number; cpus: number }) => {
     const { Machine } = await import('../vm/machine');
-    const kernel = opts.kernel ?? (await (await import('../images/kernel')).ensureGuestKernel()).bzImage;
+    const kernel = opts.kernel ?? (await (await import('../guest/kernel')).ensureGuestKernel()).bzImage;
     const vm = await Machine.boot({ kernel, initrd: opts.initrd, cmdline: opts.append, memoryMiB: opts.memory, vcpus: opts.cpus });
     vm.console.pipe(process.stdout);
     process.stdin.pipe(vm.consoleInput);
@@ -44,7 +44,7 @@ program
   .command('kernel')
   .description('build the guest kernel if needed and print where it is cached')
   .action(async () => {
-    const { ensureGuestKernel } = await import('../images/kernel');
+    const { ensureGuestKernel } = await import('../guest/kernel');
     const kernel = await ensureGuestKernel();
     console.log(`${kernel.bzImage}\n${kernel.vmlinux}`);
   });

@@ -29,11 +29,11 @@ constexpr uint32_t kIn = 0, kOut = 1, kFlush = 4, kGetId = 8, kBogus = 99;
 
 struct Disk {
   std::string path;
-  Disk() {
+  explicit Disk(size_t size = 4096) {
     char name[] = "/tmp/vmm-blk-test-XXXXXX";
     int fd = mkstemp(name);
     path = name;
-    std::string content(4096, '\0');
+    std::string content(size, '\0');
     std::memcpy(&content[512], "sector-one", 10);
     (void)!write(fd, content.data(), content.size());
     close(fd);
@@ -114,6 +114,24 @@ TEST(block_refuses_what_it_must) {
   CHECK_EQ(d.Request(ro, kIn, UINT64_MAX / 256, 512, true), 1);  // sector * 512 would wrap
   CHECK_EQ(d.Request(ro, kIn, 7, 512, true), 0);            // the last sector is fine
   CHECK_THROWS(Block("/nonexistent/disk.img", true), VmmError, "disk /nonexistent/disk.img");
+}
+
+TEST(block_pads_a_partial_last_sector_with_zeros) {
+  Disk disk(1000);  // one whole sector and 488 bytes
+  {
+    FILE* f = std::fopen(disk.path.c_str(), "r+b");
+    std::fseek(f, 990, SEEK_SET);
+    std::fwrite("tail-bytes", 1, 10, f);
+    std::fclose(f);
+  }
+  Block ro(disk.path, true);
+  CHECK_EQ(ro.capacity_sectors(), 2u);
+  Driver d;
+  d.mem.Write(kData, std::string(1024, 'x').data(), 1024, "data");
+  CHECK_EQ(d.Request(ro, kIn, 0, 1024, true), 0);
+  CHECK_EQ(d.Data(1000).substr(990), std::string("tail-bytes"));
+  CHECK_EQ(d.Data(1024).substr(1000), std::string(24, '\0'));
+  CHECK_EQ(d.Request(ro, kIn, 2, 512, true), 1);  // nothing past the padded sector
 }
 
 TEST(block_malformed_requests_break_the_queue) {

@@ -100,17 +100,23 @@ uint8_t Block::Execute(const DescriptorChain& chain, uint32_t type, uint64_t sec
     out_data.insert(out_data.begin(), {chain.readable[0].data + kHeaderBytes, chain.readable[0].len - kHeaderBytes});
   }
 
+  const uint64_t disk_bytes = capacity_sectors() * kSectorSize;
   auto in_range = [&](uint64_t len) {
-    return sector <= size_bytes_ / kSectorSize && len <= size_bytes_ - sector * kSectorSize;
+    return sector <= capacity_sectors() && len <= disk_bytes - sector * kSectorSize;
   };
   const int fd = fd_.get();
+  const uint64_t file_bytes = size_bytes_;
   switch (type) {
     case kTypeIn: {
       const uint64_t len = TotalLength(in_data);
       if (!in_range(len)) return kStatusIoErr;
-      if (!Transfer(in_data, sector * kSectorSize, [fd](uint8_t* p, size_t n, uint64_t off) { return pread(fd, p, n, off); })) {
-        return kStatusIoErr;
-      }
+      // Past the end of the file, inside its last partial sector, the disk reads as zeros.
+      auto read = [fd, file_bytes](uint8_t* p, size_t n, uint64_t off) -> ssize_t {
+        if (off < file_bytes) return pread(fd, p, std::min<uint64_t>(n, file_bytes - off), off);
+        std::memset(p, 0, n);
+        return static_cast<ssize_t>(n);
+      };
+      if (!Transfer(in_data, sector * kSectorSize, read)) return kStatusIoErr;
       written = static_cast<uint32_t>(std::min<uint64_t>(len, UINT32_MAX - 1));
       return kStatusOk;
     }

@@ -21,7 +21,9 @@ class Block : public VirtioDevice {
   void ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) override;
   bool Process(uint16_t queue_index, Queue& queue, const GuestMemory& memory) override;
 
-  uint64_t capacity_sectors() const { return size_bytes_ / kSectorSize; }
+  // A file whose size is not a whole number of sectors (an image layer, say) gets its last
+  // sector zero-padded, so that the guest can read every byte of it.
+  uint64_t capacity_sectors() const { return (size_bytes_ + kSectorSize - 1) / kSectorSize; }
 
  private:
   static constexpr uint64_t kSectorSize = 512;

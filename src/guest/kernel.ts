@@ -2,15 +2,10 @@
  * The guest kernel: built from Debian's linux-source-6.1 by images/kernel/build.sh and cached
  * outside the repository, keyed by source version and config.
  */
-import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 
-import { ImageBuildError } from '../errors';
-import { packageRoot } from '../paths';
-
-const BUILD_SCRIPT = path.join(packageRoot, 'images', 'kernel', 'build.sh');
+import { runBuildScript } from './build';
 
 export interface GuestKernel {
   /** Compressed kernel for the 64-bit boot protocol. */
@@ -27,17 +22,11 @@ function kernelIn(dir: string): GuestKernel {
 
 /** Where the current kernel is cached, or undefined when it has not been built yet. */
 export async function guestKernel(): Promise<GuestKernel | undefined> {
-  const { stdout } = await promisify(execFile)('bash', [BUILD_SCRIPT, '--path']);
-  const kernel = kernelIn(stdout.trim());
+  const kernel = kernelIn(await runBuildScript('kernel', 'the guest kernel', ['--path']));
   return fs.existsSync(kernel.bzImage) && fs.existsSync(kernel.vmlinux) ? kernel : undefined;
 }
 
 /** The cached kernel, built first if needed (minutes; progress on a TTY). */
 export async function ensureGuestKernel(): Promise<GuestKernel> {
-  const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0) throw new ImageBuildError(`building the guest kernel failed (exit ${code}); see the messages above`);
-  return kernelIn(stdout.trim().split('\n').pop() ?? '');
+  return kernelIn(await runBuildScript('kernel', 'the guest kernel'));
 }

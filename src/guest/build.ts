@@ -1,0 +1,20 @@
+/** Runs one of the guest-artefact build scripts in images/ (cached; progress, if any, on stderr). */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+import { ImageBuildError } from '../errors';
+import { packageRoot } from '../paths';
+
+export function buildScript(name: string): string {
+  return path.join(packageRoot, 'images', name, 'build.sh');
+}
+
+/** Runs images/<name>/build.sh and returns the last line it printed: the artefact's path. */
+export async function runBuildScript(name: string, what: string, args: string[] = []): Promise<string> {
+  const child = spawn('bash', [buildScript(name), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new ImageBuildError(`building ${what} failed (exit ${code}); see the messages above`);
+  return stdout.trim().split('\n').pop() ?? '';
+}

@@ -1,0 +1,110 @@
+/**
+ * The process an image runs, decided docker's way from the image config and the user's options:
+ * one place for these rules, so that every runtime starts the same process.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+
+import { RunSpecError } from '../errors';
+import type { ImageConfig } from '../image/config';
+
+/** docker's PATH for an image that sets none (moby oci/defaults.go). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface RunOptions {
+  /** Replaces the image's Cmd. */
+  command?: string[];
+  /** Replaces the image's Entrypoint and clears its Cmd (`''`: no entrypoint at all). */
+  entrypoint?: string;
+  /** `NAME=value` entries, winning over the image's. */
+  env?: string[];
+  /** `name|uid[:group|gid]`, resolved inside the image. */
+  user?: string;
+  /** Absolute; created when missing. */
+  workdir?: string;
+  hostname?: string;
+  /** Run the process on a pseudo-terminal of this size. */
+  tty?: { rows: number; cols: number };
+  /** No writable layer over the image. */
+  readOnly?: boolean;
+}
+
+/** Everything a runtime needs to start the process; nothing here needs the image's files. */
+export interface RunSpec {
+  argv: string[];
+  env: string[];
+  workdir: string;
+  user: string;
+  hostname: string;
+  tty?: { rows: number; cols: number };
+  readOnly: boolean;
+  resolvConf: string;
+}
+
+export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunSpec {
+  const entrypoint = options.entrypoint === undefined ? config.entrypoint : options.entrypoint === '' ? [] : [options.entrypoint];
+  const cmd = options.command?.length ? options.command : options.entrypoint !== undefined ? [] : config.cmd;
+  const argv = [...entrypoint, ...cmd];
+  if (argv.length === 0) throw new RunSpecError('no command specified: the image has no Entrypoint or Cmd, so give a command after the image name');
+  if (argv.some((a) => a.includes('\0'))) throw new RunSpecError('a command argument contains a NUL byte');
+
+  const workdir = options.workdir ?? (config.workingDir || '/');
+  if (!workdir.startsWith('/')) throw new RunSpecError(`the working directory '${workdir}' is invalid: it needs to be an absolute path`);
+
+  const hostname = options.hostname ?? randomBytes(6).toString('hex');
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) throw new RunSpecError(`invalid hostname ${JSON.stringify(hostname)}: use letters, digits, dots and dashes, at most 63`);
+
+  for (const entry of options.env ?? []) checkEnvEntry(entry);
+  // moby's order: its defaults first, then the image's Env with the user's entries replacing or
+  // appending (the user wins), each later value replacing an earlier one of the same name.
+  const configEnv = mergeEnv(config.env, options.env ?? []);
+  const defaults = [...(configEnv.some((e) => envName(e) === 'PATH') ? [] : [`PATH=${DEFAULT_PATH}`]), `HOSTNAME=${hostname}`];
+  if (options.tty) defaults.push('TERM=xterm');
+  return {
+    argv,
+    env: mergeEnv(defaults, configEnv),
+    workdir,
+    user: options.user ?? config.user,
+    hostname,
+    tty: options.tty,
+    readOnly: options.readOnly ?? false,
+    resolvConf: hostResolvConf(),
+  };
+}
+
+function envName(entry: string): string {
+  const eq = entry.indexOf('=');
+  return eq < 0 ? entry : entry.slice(0, eq);
+}
+
+function checkEnvEntry(entry: string): void {
+  if (!entry.includes('=') || entry.startsWith('=') || entry.includes('\0')) {
+    throw new RunSpecError(`invalid environment entry ${JSON.stringify(entry)}: expected NAME=value`);
+  }
+}
+
+function mergeEnv(base: string[], overrides: string[]): string[] {
+  const env = [...base];
+  for (const entry of overrides) {
+    const at = env.findIndex((e) => envName(e) === envName(entry));
+    if (at >= 0) env[at] = entry;
+    else env.push(entry);
+  }
+  return env;
+}
+
+/**
+ * The host's resolv.conf without loopback nameservers (they mean nothing inside the guest), with
+ * Google's public servers when none remain, as docker does.
+ */
+function hostResolvConf(): string {
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    // none: the defaults below
+  }
+  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
+  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
+  return lines.filter((l, i) => l !== '' || i < lines.length - 1).join('\n') + '\n';
+}

@@ -1,0 +1,118 @@
+/**
+ * A microVM whose PID 1 is the vmrun agent: boots it with the agent initramfs and a vsock, waits
+ * for the agent to call in, hands the conversation to the caller, and always tears everything
+ * down (the VM, the sockets, their directory) however the conversation ends.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { AgentError } from '../errors';
+import { ensureAgentInitramfs } from '../guest/agent';
+import { ensureGuestKernel } from '../guest/kernel';
+import { log } from '../log';
+import { AgentListener, AgentPort } from './agent/listener';
+import { AgentSession } from './agent/session';
+import { DEFAULT_CMDLINE, Machine, type MachineExit } from './machine';
+
+/** The guest's CID; each VM has its own vsock, so every VM can use the same one. */
+const GUEST_CID = 3;
+/** Console bytes kept to explain a VM that died before its agent could. */
+const CONSOLE_TAIL_BYTES = 4096;
+
+export interface AgentVmOptions {
+  drives: { path: string; readOnly: boolean }[];
+  memoryMiB: number;
+  vcpus: number;
+  /** A kernel other than the cached guest kernel (a bzImage or a PVH vmlinux). */
+  kernel?: string;
+}
+
+/** Host-side milestones of one VM, in milliseconds from the moment it was asked for. */
+export interface HostTimings {
+  /** The VMM has built the VM and started its vCPUs. */
+  booted: number;
+  /** The agent called in. */
+  agentConnected: number;
+  /** The agent reported the outcome. */
+  outcome?: number;
+  /** The VM is gone and its resources freed. */
+  torndown?: number;
+}
+
+export interface AgentVm {
+  vm: Machine;
+  listener: AgentListener;
+  session: AgentSession;
+  timings: HostTimings;
+  /** The VM's end, for racing against anything that waits on the guest. */
+  ended: Promise<MachineExit>;
+}
+
+export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: AgentVm) => Promise<T>): Promise<T> {
+  const start = performance.now();
+  const since = () => Math.round((performance.now() - start) * 1000) / 1000;
+  const [kernel, initrd] = await Promise.all([options.kernel ?? ensureGuestKernel().then((k) => k.bzImage), ensureAgentInitramfs()]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-'));
+  let listener: AgentListener | undefined;
+  let vm: Machine | undefined;
+  let session: AgentSession | undefined;
+  try {
+    listener = await AgentListener.open(dir);
+    vm = await Machine.boot({
+      kernel,
+      initrd,
+      cmdline: `${DEFAULT_CMDLINE} quiet`,
+      memoryMiB: options.memoryMiB,
+      vcpus: options.vcpus,
+      drives: options.drives,
+      vsock: { cid: GUEST_CID, socketPath: listener.socketPath },
+    });
+    const timings: HostTimings = { booted: since(), agentConnected: 0 };
+    const console = consoleTail(vm);
+    const ended = vm.wait();
+    const control = await Promise.race([
+      listener.accept(AgentPort.Control),
+      ended.then((exit) => {
+        throw new AgentError(`the VM ended (${describe(exit)}) before its agent called in; console: ${console()}`);
+      }),
+    ]);
+    timings.agentConnected = since();
+    session = new AgentSession(control);
+    const s = session;
+    void ended.then((exit) => s.fail(new AgentError(`the VM ended (${describe(exit)}) before the agent reported an outcome; console: ${console()}`)));
+    void s.outcome.then(() => (timings.outcome = since()), () => (timings.outcome = since()));
+    const result = await body({ vm, listener, session, timings, ended });
+    session.close();
+    vm.kill();
+    await vm.wait();
+    timings.torndown = since();
+    return result;
+  } finally {
+    session?.close();
+    if (vm) {
+      vm.kill();
+      await vm.wait();
+    }
+    listener?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function describe(exit: MachineExit): string {
+  return exit.detail ? `${exit.kind}: ${exit.detail}` : exit.kind;
+}
+
+/** Keeps the end of the guest's console, for error messages and the debug log. */
+function consoleTail(vm: Machine): () => string {
+  let tail = '';
+  vm.console.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    log.debug({ console: text }, 'guest console');
+    tail = (tail + text).slice(-CONSOLE_TAIL_BYTES);
+  });
+  return () => {
+    const lines = tail.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+    return lines.length ? lines.slice(-3).join(' | ') : '(empty)';
+  };
+}

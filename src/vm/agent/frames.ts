@@ -1,0 +1,80 @@
+/**
+ * Frames of the agent's control connection (guest/agent/PROTOCOL.md): u32 length (LE, counting
+ * the type byte and payload), u8 type, payload. The guest writes what we read here, so every
+ * length is checked before anything is buffered.
+ */
+import { AgentError } from '../../errors';
+
+export const MAX_FRAME_BYTES = 1 << 20;
+
+export enum FrameType {
+  Mode = 1,
+  Rootfs = 2,
+  Layer = 3,
+  Arg = 4,
+  Env = 5,
+  Workdir = 6,
+  User = 7,
+  Hostname = 8,
+  Tty = 9,
+  ReadOnly = 10,
+  Resolv = 11,
+  End = 15,
+  Signal = 16,
+  Resize = 17,
+  Phase = 32,
+  Exit = 33,
+  Error = 34,
+}
+
+export interface Frame {
+  type: number;
+  payload: Buffer;
+}
+
+export function encodeFrame(type: FrameType, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  if (body.length + 1 > MAX_FRAME_BYTES) throw new AgentError(`a ${FrameType[type]} frame of ${body.length} bytes is over the 1 MiB limit`);
+  const header = Buffer.alloc(5);
+  header.writeUInt32LE(body.length + 1, 0);
+  header.writeUInt8(type, 4);
+  return Buffer.concat([header, body]);
+}
+
+export function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value, 0);
+  return b;
+}
+
+export function terminalSize(rows: number, cols: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt16LE(rows, 0);
+  b.writeUInt16LE(cols, 2);
+  return b;
+}
+
+/** Splits a byte stream into frames; throws AgentError on a length out of range. */
+export class FrameReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  push(chunk: Buffer): Frame[] {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.pendingBytes < 4) break;
+      const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
+      this.pending = [data];
+      const length = data.readUInt32LE(0);
+      if (length < 1 || length > MAX_FRAME_BYTES) throw new AgentError(`the guest agent sent a frame of ${length} bytes; the limit is ${MAX_FRAME_BYTES}`);
+      if (data.length < 4 + length) break;
+      frames.push({ type: data[4], payload: data.subarray(5, 4 + length) });
+      const rest = data.subarray(4 + length);
+      this.pending = rest.length ? [rest] : [];
+      this.pendingBytes = rest.length;
+    }
+    return frames;
+  }
+}

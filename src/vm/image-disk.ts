@@ -1,0 +1,116 @@
+/**
+ * The unpacked-image cache: one ext4 disk per stack of layers (keyed by its ChainID), made by an
+ * agent VM that unpacks the layers into an empty filesystem. The host never parses a layer: it
+ * hashes the blobs, hands them to the guest as read-only disks and keeps the result only when the
+ * agent reports success. Disks are written under a temporary name and renamed into place, under
+ * a lock, so concurrent runs of one image unpack it once and nobody sees a half-made disk.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import lockfile from 'proper-lockfile';
+
+import { AgentError, ImageError } from '../errors';
+import { digestHex } from '../image/digest';
+import { verifyLayers, type Image } from '../image/layout';
+import { log } from '../log';
+import { cacheDir } from '../paths';
+import { FrameType } from './agent/frames';
+import { withAgentVm, type HostTimings } from './agent-vm';
+
+/** Bump when the disk's format or the unpacker's output changes: old disks are then not reused. */
+const DISK_FORMAT = 'ext4-v1';
+/** The guest has one disk per layer, the image disk and room for virtio-rng and vsock. */
+export const MAX_LAYERS = 15;
+
+export interface ImageDisk {
+  path: string;
+  /** Present when this call unpacked the image. */
+  unpack?: { hostMs: number; guestMs?: number; timings: HostTimings };
+}
+
+export function imageDiskPath(image: Image): string {
+  return path.join(cacheDir(), 'rootfs', `${digestHex(image.chainId, 'chain id')}-${DISK_FORMAT}.img`);
+}
+
+/** The image's unpacked disk, made first if it is not cached. */
+export async function ensureImageDisk(image: Image, options: { kernel?: string } = {}): Promise<ImageDisk> {
+  const disk = imageDiskPath(image);
+  if (fs.existsSync(disk)) return { path: disk };
+  fs.mkdirSync(path.dirname(disk), { recursive: true });
+  const release = await lockfile.lock(disk, {
+    realpath: false,
+    stale: 30_000,
+    update: 5_000,
+    retries: { retries: 1_000_000, factor: 1.2, minTimeout: 50, maxTimeout: 1_000 },
+  });
+  try {
+    if (fs.existsSync(disk)) return { path: disk };  // another run made it while we waited
+    return { path: disk, unpack: await unpackInto(image, disk, options.kernel) };
+  } finally {
+    await release();
+  }
+}
+
+async function unpackInto(image: Image, disk: string, kernel?: string): Promise<ImageDisk['unpack']> {
+  if (image.layers.length > MAX_LAYERS) {
+    throw new ImageError(`${image.name} has ${image.layers.length} layers; vmrun unpacks at most ${MAX_LAYERS}`);
+  }
+  const start = performance.now();
+  await verifyLayers(image);
+  const temp = `${disk}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await makeFilesystem(temp, image);
+    const drives = [{ path: temp, readOnly: false }, ...image.layers.map((l) => ({ path: l.path, readOnly: true }))];
+    const result = await withAgentVm({ drives, memoryMiB: 512, vcpus: 1, kernel }, async ({ session, timings }) => {
+      session.send(FrameType.Mode, 'unpack');
+      session.send(FrameType.Rootfs, 'vda');
+      image.layers.forEach((layer, i) => {
+        session.send(FrameType.Layer, `${deviceName(i + 1)} ${layer.size} ${layer.compression} ${layer.diffId}`);
+      });
+      session.send(FrameType.End);
+      const code = await session.outcome;
+      if (code !== 0) throw new AgentError(`unpacking ${image.name} failed in the guest (exit ${code})`);
+      const { unpacking, unpacked } = session.phases;
+      return { guestMs: unpacking !== undefined && unpacked !== undefined ? (unpacked - unpacking) / 1e6 : undefined, timings };
+    });
+    fs.renameSync(temp, disk);
+    const hostMs = performance.now() - start;
+    log.info({ image: image.name, disk, hostMs, guestMs: result.guestMs }, 'image unpacked');
+    return { hostMs, ...result };
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
+}
+
+/** Linux's name for the n-th virtio disk (0: vda). */
+export function deviceName(index: number): string {
+  let name = '';
+  for (let n = index + 1; n > 0; n = Math.floor((n - 1) / 26)) name = String.fromCharCode(97 + ((n - 1) % 26)) + name;
+  return `vd${name}`;
+}
+
+/**
+ * An empty ext4 on a sparse file, sized generously (layers unpack to several times their
+ * compressed size; unused space costs nothing). No journal: a disk that is not finished is
+ * thrown away, never repaired. Inode tables stay uninitialised and the guest mounts with
+ * noinit_itable, so nobody spends time zeroing them.
+ */
+async function makeFilesystem(file: string, image: Image): Promise<void> {
+  const compressed = image.layers.reduce((sum, l) => sum + l.size, 0);
+  const bytes = Math.max(512 << 20, 8 * compressed + (256 << 20));
+  const fd = fs.openSync(file, 'wx', 0o600);
+  try {
+    fs.ftruncateSync(fd, Math.ceil(bytes / (1 << 20)) * (1 << 20));
+  } finally {
+    fs.closeSync(fd);
+  }
+  const args = ['-q', '-F', '-t', 'ext4', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard', '-m', '0', '-L', 'vmrun-image', file];
+  await promisify(execFile)('mkfs.ext4', args).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
+    if (err.code === 'ENOENT') throw new ImageError('mkfs.ext4 is missing: apt-get install e2fsprogs');
+    throw new ImageError(`mkfs.ext4 failed: ${(err.stderr ?? err.message).trim()}`);
+  });
+}
