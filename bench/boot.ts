@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { ensureGuestKernel } from '../src/images/kernel';
+import { ensureGuestKernel } from '../src/guest/kernel';
 import { packageRoot } from '../src/paths';
 import { Machine } from '../src/vm/machine';
 

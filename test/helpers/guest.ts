@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { ensureGuestKernel, type GuestKernel } from '../../src/images/kernel';
+import { ensureGuestKernel, type GuestKernel } from '../../src/guest/kernel';
 import { Machine, type BootOptions, type MachineExit } from '../../src/vm/machine';
 
 const root = path.join(__dirname, '..', '..');
