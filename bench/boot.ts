@@ -16,6 +16,7 @@ import path from 'node:path';
 import { ensureGuestKernel } from '../src/guest/kernel';
 import { packageRoot } from '../src/paths';
 import { Machine } from '../src/vm/machine';
+import { median, sinceMs } from './stats';
 
 const MARKER = 'VMRUN-PROBE';
 const MEMORY_MIB = 128;
@@ -49,10 +50,6 @@ function residentKiB(pid: number | 'self', guestBytes: number): { rss: number; g
     }
   }
   return { rss, guest };
-}
-
-function sinceMs(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
 async function bootVmrun(kernel: string, initrd: string): Promise<Sample> {
@@ -110,11 +107,6 @@ async function bootQemu(kernel: string, initrd: string): Promise<Sample> {
   clearTimeout(timer);
   if (code !== 0 || !markerMs) throw new Error(`QEMU boot failed (exit ${code}):\n${text}`);
   return { markerMs, exitMs: sinceMs(start), rssKiB: atMarker.rss, guestKiB: atMarker.guest, overheadKiB: atMarker.rss - atMarker.guest };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 function summarise(samples: Sample[]) {
