@@ -66,7 +66,8 @@ export async function openLayout(dir: string, ref?: string): Promise<Image> {
     throw new ImageError(`${dir}/oci-layout: unsupported imageLayoutVersion (expected 1.0.0)`);
   }
   const index = await readJson(path.join(dir, 'index.json'), `${dir}/index.json`);
-  const entries = descriptors((index as { manifests?: unknown }).manifests, `${dir}/index.json`);
+  const entries = index.manifests === null ? [] : descriptors(index.manifests, `${dir}/index.json`);
+  if (entries.length === 0) throw new ImageError(`${dir} holds no images: add one with umoci or skopeo copy`);
   let chosen: Descriptor;
   if (ref !== undefined) {
     const found = entries.find((d) => d.annotations?.[REF_NAME] === ref);
@@ -83,14 +84,14 @@ export async function openLayout(dir: string, ref?: string): Promise<Image> {
 
 async function resolveManifest(dir: string, descriptor: Descriptor, name: string, depth = 0): Promise<{ digest: string; json: Record<string, unknown> }> {
   if (MANIFEST_TYPES.includes(descriptor.mediaType)) {
-    return { digest: descriptor.digest, json: (await readBlobJson(dir, descriptor, `manifest of ${name}`)) as Record<string, unknown> };
+    return { digest: descriptor.digest, json: await readBlobJson(dir, descriptor, `manifest of ${name}`) };
   }
   if (!INDEX_TYPES.includes(descriptor.mediaType) || depth > 2) {
     throw new ImageError(`${name}: unsupported manifest media type ${JSON.stringify(descriptor.mediaType)}`);
   }
   const index = await readBlobJson(dir, descriptor, `index of ${name}`);
   const platform = hostPlatform();
-  const entries = descriptors((index as { manifests?: unknown }).manifests, `index of ${name}`);
+  const entries = descriptors(index.manifests, `index of ${name}`);
   const match = entries.find((d) => d.platform?.os === platform.os && d.platform?.architecture === platform.architecture);
   if (!match) {
     const offered = entries.map((d) => `${d.platform?.os}/${d.platform?.architecture}`).join(', ');
@@ -102,6 +103,10 @@ async function resolveManifest(dir: string, descriptor: Descriptor, name: string
 async function imageFrom(dir: string, name: string, manifest: { digest: string; json: Record<string, unknown> }): Promise<Image> {
   const configDescriptor = descriptors([manifest.json.config], `manifest of ${name}`)[0];
   const config = parseImageConfig(await readBlobJson(dir, configDescriptor, `config of ${name}`), `config of ${name}`);
+  const platform = hostPlatform();
+  if (config.os !== platform.os || config.architecture !== platform.architecture) {
+    throw new ImageError(`${name} is a ${config.os}/${config.architecture} image; this host runs ${platform.os}/${platform.architecture} images`);
+  }
   const layerDescriptors = descriptors(manifest.json.layers, `manifest of ${name}`);
   if (layerDescriptors.length !== config.diffIds.length) {
     throw new ImageError(`${name}: the manifest lists ${layerDescriptors.length} layers but the config ${config.diffIds.length} diff_ids`);
@@ -124,7 +129,9 @@ async function imageFrom(dir: string, name: string, manifest: { digest: string; 
 /** Checks every layer blob against its digest (streaming); throws ImageError naming the first bad one. */
 export async function verifyLayers(image: Image): Promise<void> {
   for (const [i, layer] of image.layers.entries()) {
-    const actual = await sha256File(layer.path);
+    const actual = await sha256File(layer.path).catch((err: Error) => {
+      throw new ImageError(`${image.name}: layer ${i + 1} cannot be read: ${err.message}`);
+    });
     if (actual.digest !== layer.digest || actual.size !== layer.size) {
       throw new ImageError(`${image.name}: layer ${i + 1} is corrupt: ${layer.path} hashes to ${actual.digest}, expected ${layer.digest}; pull the image again`);
     }
@@ -135,29 +142,33 @@ function blobPath(dir: string, d: Descriptor): string {
   return path.join(dir, 'blobs', 'sha256', digestHex(d.digest, 'a blob'));
 }
 
-async function readBlobJson(dir: string, d: Descriptor, what: string): Promise<unknown> {
+async function readBlobJson(dir: string, d: Descriptor, what: string): Promise<Record<string, unknown>> {
   if (d.size > MAX_DOCUMENT_BYTES) throw new ImageError(`${what} is ${d.size} bytes, over the ${MAX_DOCUMENT_BYTES}-byte limit`);
   const file = blobPath(dir, d);
-  const data = await fs.promises.readFile(file).catch(() => {
-    throw new ImageError(`${what}: blob ${d.digest} is missing from ${dir}`);
-  });
-  if (data.length !== d.size || sha256(data) !== d.digest) throw new ImageError(`${what}: blob ${d.digest} does not match its digest`);
-  return parseJson(data, what);
+  const stat = await fs.promises.stat(file).catch(() => undefined);
+  if (!stat?.isFile()) throw new ImageError(`${what}: blob ${d.digest} is missing from ${dir}`);
+  if (stat.size !== d.size) throw new ImageError(`${what}: blob ${d.digest} is ${stat.size} bytes, its descriptor says ${d.size}`);
+  const data = await fs.promises.readFile(file);
+  if (sha256(data) !== d.digest) throw new ImageError(`${what}: blob ${d.digest} does not match its digest`);
+  return parseJsonObject(data, what);
 }
 
-async function readJson(file: string, what: string): Promise<unknown> {
+async function readJson(file: string, what: string): Promise<Record<string, unknown>> {
   const stat = await fs.promises.stat(file).catch(() => undefined);
   if (!stat?.isFile()) throw new ImageError(`${what} is missing`);
   if (stat.size > MAX_DOCUMENT_BYTES) throw new ImageError(`${what} is over the ${MAX_DOCUMENT_BYTES}-byte limit`);
-  return parseJson(await fs.promises.readFile(file), what);
+  return parseJsonObject(await fs.promises.readFile(file), what);
 }
 
-function parseJson(data: Buffer, what: string): unknown {
+function parseJsonObject(data: Buffer, what: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    return JSON.parse(data.toString('utf8'));
+    value = JSON.parse(data.toString('utf8'));
   } catch (err) {
     throw new ImageError(`${what} is not valid JSON: ${(err as Error).message}`);
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ImageError(`${what} is not a JSON object`);
+  return value as Record<string, unknown>;
 }
 
 function descriptors(value: unknown, what: string): Descriptor[] {
