@@ -1,0 +1,73 @@
+/* Frames over the control connection (PROTOCOL.md, "Frames"), and the vsock connections. */
+#ifndef AGENT_CHANNEL_H
+#define AGENT_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FRAME_MAX_LENGTH (1u << 20) /* counts the type byte and the payload */
+
+enum frame_type {
+  FRAME_MODE = 1,
+  FRAME_ROOTFS = 2,
+  FRAME_LAYER = 3,
+  FRAME_ARG = 4,
+  FRAME_ENV = 5,
+  FRAME_WORKDIR = 6,
+  FRAME_USER = 7,
+  FRAME_HOSTNAME = 8,
+  FRAME_TTY = 9,
+  FRAME_READONLY = 10,
+  FRAME_RESOLV = 11,
+  FRAME_END = 15,
+  FRAME_SIGNAL = 16,
+  FRAME_RESIZE = 17,
+  FRAME_PHASE = 32,
+  FRAME_EXIT = 33,
+  FRAME_ERROR = 34,
+};
+
+enum vsock_port {
+  PORT_CONTROL = 1024,
+  PORT_STDIN = 1025,
+  PORT_STDOUT = 1026,
+  PORT_STDERR = 1027,
+};
+
+/* Reassembles frames from a byte stream that may split or join them anywhere. */
+struct frame_reader {
+  int fd;
+  unsigned char in[4096]; /* bytes read from fd and not parsed yet */
+  size_t in_off, in_len;
+  unsigned char head[4]; /* the length field of the frame being assembled */
+  size_t head_got;
+  unsigned char *frame; /* type byte and payload of the frame being assembled */
+  size_t frame_cap, frame_got;
+  uint32_t frame_len;
+  /* The last complete frame, valid until the next call: */
+  uint8_t type;
+  const unsigned char *payload;
+  size_t payload_len;
+};
+
+void frame_reader_init(struct frame_reader *r, int fd);
+void frame_reader_free(struct frame_reader *r);
+/* Parses what has been read: 1 with a complete frame in r->type/payload, 0 when more bytes are
+ * needed, -1 on a protocol error (agent_error says which). Never reads. */
+int frame_take(struct frame_reader *r);
+/* One read() into the reader: the byte count, 0 at end of stream, -1 on error. */
+long frame_fill(struct frame_reader *r);
+/* Blocks until a whole frame arrived: 1 with a frame, 0 when the stream ended cleanly between
+ * frames, -1 on an error or an end in the middle of a frame. */
+int frame_next(struct frame_reader *r);
+
+/* Sends one frame (blocking). */
+int frame_send(int fd, uint8_t type, const void *payload, size_t len);
+int send_phase(int fd, const char *name, uint64_t ns);
+int send_exit(int fd, int32_t code);
+int send_error(int fd, int32_t code, const char *message);
+
+/* Connects to the host (CID 2) on a vsock port; returns the socket (close-on-exec). */
+int vsock_connect(unsigned port);
+
+#endif

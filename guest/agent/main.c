@@ -1,0 +1,105 @@
+/* vmrun's in-guest agent: PID 1 of the agent initramfs. It sets up the guest, takes a spec from
+ * the host over vsock (PROTOCOL.md), unpacks an image or runs a container's process, reports
+ * the result, and resets the VM. It never waits without a bound and never ends silently: when
+ * the host cannot be told, the console is. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "mounts.h"
+#include "run.h"
+#include "spec.h"
+#include "util.h"
+
+/* How long the agent waits, after EXIT or ERROR, for the host to close the control connection
+ * (it does once it has read stdout and stderr to their ends). */
+#define CLOSE_WAIT_MS 30000
+
+/* Resets the VM: the kernel runs with reboot=k, so this is how the guest says it is done. */
+static void __attribute__((noreturn)) reset_vm(void) {
+  sync();
+  reboot(RB_AUTOBOOT);
+  console("reboot failed: %s", strerror(errno)); /* PID 1 exiting panics the kernel: also an end */
+  _exit(1);
+}
+
+/* After the last frame: wait (bounded) until the host closes the control connection. */
+static void __attribute__((noreturn)) wait_for_close(int control) {
+  uint64_t deadline = boottime_ns() + (uint64_t)CLOSE_WAIT_MS * 1000000u;
+  char buf[4096];
+  for (;;) {
+    uint64_t now = boottime_ns();
+    if (now >= deadline) {
+      console("the host did not close the control connection within %d s", CLOSE_WAIT_MS / 1000);
+      break;
+    }
+    struct pollfd p = {.fd = control, .events = POLLIN};
+    int n = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+    if (n < 0 && errno != EINTR) break;
+    if (n > 0 && read(control, buf, sizeof buf) <= 0) break; /* closed (or broken): done */
+  }
+  reset_vm();
+}
+
+static void __attribute__((noreturn)) send_error_and_end(int control, int code) {
+  if (send_error(control, code, agent_error) != 0) console("%s", agent_error);
+  wait_for_close(control);
+}
+
+int main(void) {
+  uint64_t started = boottime_ns();
+  if (getpid() != 1) {
+    fprintf(stderr, "vmrun-agent: this is PID 1 of a vmrun VM; it mounts, and resets the machine when done\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN); /* a closed socket is an error to handle, not a reason to die */
+  if (mount_early() != 0) {
+    console("setting up the guest: %s", agent_error);
+    reset_vm();
+  }
+  int control = vsock_connect(PORT_CONTROL);
+  if (control < 0) {
+    console("%s", agent_error);
+    reset_vm();
+  }
+  if (send_phase(control, "agent", started) != 0) {
+    console("%s", agent_error);
+    reset_vm();
+  }
+
+  struct frame_reader reader;
+  frame_reader_init(&reader, control);
+  struct spec spec;
+  spec_init(&spec);
+  while (!spec.ended) {
+    int rc = frame_next(&reader);
+    if (rc == 0) {
+      console("the host closed the control connection before the spec was complete");
+      reset_vm();
+    }
+    if (rc < 0 || spec_add(&spec, reader.type, reader.payload, reader.payload_len) != 0)
+      send_error_and_end(control, 125);
+  }
+  if (spec_check(&spec) != 0) send_error_and_end(control, 125);
+
+  if (spec.mode == MODE_UNPACK) {
+    if (unpack_mode(&spec, control) != 0) send_error_and_end(control, 125);
+    if (send_exit(control, 0) != 0) console("%s", agent_error);
+    wait_for_close(control);
+  }
+  int exit_code = 0;
+  int rc = run_mode(&spec, &reader, &exit_code);
+  if (rc < 0) {
+    console("%s", agent_error);
+    reset_vm();
+  }
+  if (rc > 0) send_error_and_end(control, rc);
+  if (send_exit(control, exit_code) != 0) console("%s", agent_error);
+  wait_for_close(control);
+}

@@ -1,0 +1,109 @@
+/* The filesystems the agent mounts: its own at boot, and the container's root in run mode. */
+#define _GNU_SOURCE
+#include "mounts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int mount_on(const char *source, const char *target, const char *type, unsigned long flags, const char *data) {
+  if (mkdir_p(target) != 0) return -1;
+  if (mount(source, target, type, flags, data) != 0) return fail_errno("mounting %s on %s", type, target);
+  return 0;
+}
+
+int mount_early(void) {
+  if (mount_on("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0 ||
+      mount_on("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0 ||
+      mount_on("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, NULL) != 0 ||
+      mount_on("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0 ||
+      mount_on("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") != 0)
+    return -1;
+  /* The kernel opened the initramfs's /dev/console for us if it could; make sure of it. */
+  int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+  if (fd < 0) return fail_errno("opening /dev/console");
+  for (int i = 0; i < 3; i++)
+    if (fd != i && dup2(fd, i) < 0) return fail_errno("putting stdio on /dev/console");
+  if (fd > 2) close(fd);
+  return 0;
+}
+
+int mount_image(const char *device, const char *target, bool read_only) {
+  char path[64];
+  snprintf(path, sizeof path, "/dev/%s", device);
+  if (read_only) return mount_on(path, target, "ext4", MS_RDONLY | MS_NOATIME, "noload");
+  /* The host made the filesystem with uninitialised inode tables: nobody needs them zeroed. */
+  return mount_on(path, target, "ext4", MS_NOATIME, "noinit_itable");
+}
+
+int mount_tmpfs(const char *target) { return mount_on("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755"); }
+
+int mount_root(const char *lower, const char *upper, const char *work, const char *root, bool read_only) {
+  char options[4096];
+  if (read_only) {
+    /* overlayfs wants two layers when it has no upper one: `upper` is the top, read-only. */
+    snprintf(options, sizeof options, "lowerdir=%s:%s", upper, lower);
+    return mount_on("overlay", root, "overlay", MS_RDONLY, options);
+  }
+  snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+  return mount_on("overlay", root, "overlay", 0, options);
+}
+
+struct node {
+  const char *name;
+  unsigned major, minor;
+};
+
+static const struct node dev_nodes[] = {
+    {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+};
+
+static const struct {
+  const char *name, *target;
+} dev_links[] = {
+    {"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+};
+
+int mount_container_filesystems(const char *root) {
+  char path[4096], dev[1024];
+  snprintf(path, sizeof path, "%s/proc", root);
+  if (mount_on("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return -1;
+  snprintf(path, sizeof path, "%s/sys", root);
+  if (mount_on("sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return -1;
+  snprintf(dev, sizeof dev, "%s/dev", root);
+  if (mount_on("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") != 0) return -1;
+
+  for (size_t i = 0; i < sizeof dev_nodes / sizeof dev_nodes[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dev, dev_nodes[i].name);
+    if (mknod(path, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) != 0)
+      return fail_errno("creating %s", path);
+    if (chmod(path, 0666) != 0) return fail_errno("chmod %s", path); /* mknod's mode went through the umask */
+  }
+  for (size_t i = 0; i < sizeof dev_links / sizeof dev_links[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dev, dev_links[i].name);
+    if (symlink(dev_links[i].target, path) != 0) return fail_errno("creating %s", path);
+  }
+  snprintf(path, sizeof path, "%s/pts", dev);
+  if (mount_on("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") != 0) return -1;
+  snprintf(path, sizeof path, "%s/shm", dev);
+  if (mount_on("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") != 0) return -1;
+  snprintf(path, sizeof path, "%s/mqueue", dev);
+  return mount_on("mqueue", path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+int unmount(const char *target) {
+  int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail_errno("opening %s", target);
+  int rc = syncfs(fd);
+  close(fd);
+  if (rc != 0) return fail_errno("flushing %s", target);
+  if (umount(target) != 0) return fail_errno("unmounting %s", target);
+  return 0;
+}

@@ -1,0 +1,112 @@
+/* The two modes of PROTOCOL.md, from a checked spec to a result. */
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mounts.h"
+#include "process.h"
+#include "unpack.h"
+#include "util.h"
+
+#define UNPACK_ROOT "/mnt/root"
+#define IMAGE_DIR "/mnt/image"   /* the image's disk, read-only */
+#define SCRATCH_DIR "/mnt/rw"    /* tmpfs: the overlay's upper and work directories */
+#define UPPER_DIR SCRATCH_DIR "/upper"
+#define WORK_DIR SCRATCH_DIR "/work"
+#define CONTAINER_ROOT "/mnt/container"
+#define DEFAULT_HOSTNAME "localhost"
+
+int unpack_mode(const struct spec *s, int control) {
+  if (send_phase(control, "unpacking", boottime_ns()) != 0) return -1;
+  if (mount_image(s->rootfs, UNPACK_ROOT, false) != 0) return -1;
+  for (size_t i = 0; i < s->nlayers; i++) {
+    char device[32];
+    snprintf(device, sizeof device, "/dev/%s", s->layers[i].device);
+    if (unpack_layer(UNPACK_ROOT, device, &s->layers[i], (int)i + 1) != 0) return -1;
+  }
+  if (unmount(UNPACK_ROOT) != 0) return -1;
+  return send_phase(control, "unpacked", boottime_ns());
+}
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return fail_errno("creating %s", path);
+  int rc = write_all(fd, text, strlen(text));
+  if (rc != 0) fail_errno("writing %s", path);
+  close(fd);
+  return rc;
+}
+
+/* The overlay's top layer before it is mounted: the mountpoints the image may lack (a
+ * read-only root could not get them later) and the files docker provides in /etc. Its /etc
+ * takes the image's owner and mode, since the merged directory shows the top layer's. */
+static int prepare_upper(const struct spec *s, const char *hostname) {
+  static const char *const dirs[] = {UPPER_DIR "/proc", UPPER_DIR "/sys", UPPER_DIR "/dev", UPPER_DIR "/etc"};
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    if (mkdir_p(dirs[i]) != 0) return -1;
+  struct stat st;
+  if (lstat(IMAGE_DIR "/etc", &st) == 0 && S_ISDIR(st.st_mode) &&
+      (chown(UPPER_DIR "/etc", st.st_uid, st.st_gid) != 0 || chmod(UPPER_DIR "/etc", st.st_mode & 07777) != 0))
+    return fail_errno("copying the owner and mode of the image's /etc");
+
+  char text[512];
+  snprintf(text, sizeof text, "%s\n", hostname);
+  if (write_file(UPPER_DIR "/etc/hostname", text) != 0) return -1;
+  snprintf(text, sizeof text,
+           "127.0.0.1\tlocalhost\n"
+           "::1\tlocalhost ip6-localhost ip6-loopback\n"
+           "127.0.1.1\t%s\n",
+           hostname);
+  if (write_file(UPPER_DIR "/etc/hosts", text) != 0) return -1;
+  if (s->resolv && write_file(UPPER_DIR "/etc/resolv.conf", s->resolv) != 0) return -1;
+  return 0;
+}
+
+/* Brings up lo: the kernel gives it 127.0.0.1/8, which /etc/hosts promises. */
+static int loopback_up(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail_errno("creating a socket to configure lo");
+  struct ifreq ifr = {0};
+  strcpy(ifr.ifr_name, "lo");
+  int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  if (rc != 0) fail_errno("bringing up lo");
+  close(fd);
+  return rc;
+}
+
+int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
+  const char *hostname = s->hostname ? s->hostname : DEFAULT_HOSTNAME;
+  if (mount_image(s->rootfs, IMAGE_DIR, true) != 0) return 125;
+  if (mount_tmpfs(SCRATCH_DIR) != 0) return 125;
+  if (mkdir_p(UPPER_DIR) != 0 || mkdir_p(WORK_DIR) != 0 || prepare_upper(s, hostname) != 0) return 125;
+  if (mount_root(IMAGE_DIR, UPPER_DIR, WORK_DIR, CONTAINER_ROOT, s->readonly) != 0) return 125;
+  if (mount_container_filesystems(CONTAINER_ROOT) != 0) return 125;
+  if (sethostname(hostname, strlen(hostname)) != 0) {
+    fail_errno("sethostname %s", hostname);
+    return 125;
+  }
+  if (loopback_up() != 0) return 125;
+
+  static const unsigned ports[3] = {PORT_STDIN, PORT_STDOUT, PORT_STDERR};
+  int socks[3] = {-1, -1, -1};
+  for (int i = 0; i < 3; i++) {
+    if ((socks[i] = vsock_connect(ports[i])) < 0) {
+      while (i-- > 0) close(socks[i]);
+      return 125;
+    }
+  }
+  struct process_io io = {.control = control, .in_sock = socks[0], .out_sock = socks[1], .err_sock = socks[2], .is_init = true};
+  return process_run(s, CONTAINER_ROOT, &io, exit_code);
+}

@@ -1,0 +1,13 @@
+/* The two modes of PROTOCOL.md, from a checked spec to a result. */
+#ifndef AGENT_RUN_H
+#define AGENT_RUN_H
+
+#include "channel.h"
+#include "spec.h"
+
+/* unpack: every layer onto the ROOTFS disk, then PHASE unpacked. 0, or -1 with agent_error. */
+int unpack_mode(const struct spec *spec, int control);
+/* run: assembles the container's root and runs the process; returns as process_run does. */
+int run_mode(const struct spec *spec, struct frame_reader *control, int *exit_code);
+
+#endif

@@ -1,0 +1,210 @@
+/* The spec the host sends before END (PROTOCOL.md, "Host -> guest: the spec"), validated. The
+ * host is trusted more than the image, but a bad spec must still end in a clear ERROR, never in
+ * a crash or in the agent touching a device it was not meant to. */
+#define _GNU_SOURCE
+#include "spec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "util.h"
+
+/* All payloads together; argv and env cannot usefully exceed the kernel's exec limits anyway. */
+#define SPEC_MAX_BYTES (8u << 20)
+#define HOSTNAME_MAX 64
+
+void spec_init(struct spec *s) { memset(s, 0, sizeof *s); }
+
+static void free_list(char **list) {
+  if (!list) return;
+  for (char **p = list; *p; p++) free(*p);
+  free(list);
+}
+
+void spec_free(struct spec *s) {
+  free(s->layers);
+  free_list(s->argv);
+  free_list(s->env);
+  free(s->workdir), free(s->user), free(s->hostname), free(s->resolv);
+  spec_init(s);
+}
+
+bool valid_device_name(const char *name) {
+  size_t n = strlen(name);
+  if (n < 3 || n > DEVICE_NAME_MAX || name[0] != 'v' || name[1] != 'd') return false;
+  for (size_t i = 2; i < n; i++)
+    if (name[i] < 'a' || name[i] > 'z') return false;
+  return true;
+}
+
+int parse_layer(const char *text, struct layer *out) {
+  memset(out, 0, sizeof *out);
+  const char *p = text, *sp = strchr(p, ' ');
+  if (!sp || (size_t)(sp - p) > DEVICE_NAME_MAX) return fail("bad LAYER \"%s\": expected <device> <bytes> <compression> sha256:<hex>", text);
+  memcpy(out->device, p, (size_t)(sp - p));
+  if (!valid_device_name(out->device)) return fail("bad LAYER \"%s\": device must be vd[a-z]+", text);
+
+  /* Decimal, no sign, no leading zero, no overflow. */
+  p = sp + 1;
+  if (*p < '1' || *p > '9') return fail("bad LAYER \"%s\": byte count must be a positive decimal number", text);
+  uint64_t bytes = 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (bytes > (UINT64_MAX - 9) / 10) return fail("bad LAYER \"%s\": byte count is too large", text);
+    bytes = bytes * 10 + (uint64_t)(*p - '0');
+  }
+  if (*p != ' ') return fail("bad LAYER \"%s\": byte count must be followed by one space", text);
+  out->bytes = bytes;
+
+  p++;
+  if (strncmp(p, "gzip ", 5) == 0) out->compression = COMPRESSION_GZIP, p += 5;
+  else if (strncmp(p, "zstd ", 5) == 0) out->compression = COMPRESSION_ZSTD, p += 5;
+  else if (strncmp(p, "none ", 5) == 0) out->compression = COMPRESSION_NONE, p += 5;
+  else return fail("bad LAYER \"%s\": compression must be gzip, zstd or none", text);
+
+  if (strncmp(p, "sha256:", 7) != 0 || strlen(p) != 7 + 64)
+    return fail("bad LAYER \"%s\": diff_id must be sha256:<64 hex digits>", text);
+  for (const char *h = p + 7; *h; h++)
+    if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
+      return fail("bad LAYER \"%s\": diff_id must be lowercase hex", text);
+  strcpy(out->diff_id, p);
+  return 0;
+}
+
+/* The payload as a C string; NULs inside would silently cut it, so they are refused. */
+static char *payload_string(const char *what, const unsigned char *payload, size_t len) {
+  if (memchr(payload, '\0', len)) {
+    fail("bad %s: contains a NUL byte", what);
+    return NULL;
+  }
+  char *s = malloc(len + 1);
+  if (!s) {
+    fail("bad %s: out of memory", what);
+    return NULL;
+  }
+  memcpy(s, payload, len);
+  s[len] = '\0';
+  return s;
+}
+
+static int append(char ***list, size_t *count, char *item) {
+  char **p = realloc(*list, (*count + 2) * sizeof *p);
+  if (!p) {
+    free(item);
+    return fail("spec: out of memory");
+  }
+  p[(*count)++] = item;
+  p[*count] = NULL;
+  *list = p;
+  return 0;
+}
+
+/* Sets a string field that may appear at most once. */
+static int set_once(char **field, const char *what, const unsigned char *payload, size_t len) {
+  if (*field) return fail("bad spec: %s sent twice", what);
+  *field = payload_string(what, payload, len);
+  return *field ? 0 : -1;
+}
+
+static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
+  char *str;
+  switch (type) {
+  case FRAME_ARG:
+    if (!(str = payload_string("ARG", payload, len))) return -1;
+    return append(&s->argv, &s->argc, str);
+  case FRAME_ENV:
+    if (!(str = payload_string("ENV", payload, len))) return -1;
+    if (str[0] == '=' || !strchr(str, '=')) {
+      fail("bad ENV \"%s\": expected NAME=value", str);
+      free(str);
+      return -1;
+    }
+    return append(&s->env, &s->nenv, str);
+  case FRAME_WORKDIR:
+    if (set_once(&s->workdir, "WORKDIR", payload, len) != 0) return -1;
+    if (s->workdir[0] != '/') return fail("bad WORKDIR \"%s\": must be an absolute path", s->workdir);
+    return 0;
+  case FRAME_USER:
+    if (set_once(&s->user, "USER", payload, len) != 0) return -1;
+    if (s->user[0] == '\0' || strpbrk(s->user, "\n\r")) return fail("bad USER: empty or more than one line");
+    return 0;
+  case FRAME_HOSTNAME:
+    if (set_once(&s->hostname, "HOSTNAME", payload, len) != 0) return -1;
+    if (len < 1 || len > HOSTNAME_MAX || strspn(s->hostname, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != len)
+      return fail("bad HOSTNAME \"%s\": 1 to %d letters, digits, '.', '-' or '_'", s->hostname, HOSTNAME_MAX);
+    return 0;
+  case FRAME_TTY:
+    if (s->tty) return fail("bad spec: TTY sent twice");
+    if (len != 4) return fail("bad TTY: payload is %zu bytes, expected 4", len);
+    s->tty = true;
+    s->rows = (uint16_t)(payload[0] | payload[1] << 8);
+    s->cols = (uint16_t)(payload[2] | payload[3] << 8);
+    return 0;
+  case FRAME_READONLY:
+    if (s->readonly) return fail("bad spec: READONLY sent twice");
+    if (len != 0) return fail("bad READONLY: payload must be empty");
+    s->readonly = true;
+    return 0;
+  case FRAME_RESOLV:
+    return set_once(&s->resolv, "RESOLV", payload, len);
+  }
+  return fail("bad spec: frame type %u is not part of a run spec", type);
+}
+
+int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
+  if (s->ended) return fail("bad spec: frame type %u after END", type);
+  s->total_bytes += len;
+  if (s->total_bytes > SPEC_MAX_BYTES) return fail("bad spec: more than %u bytes in all", SPEC_MAX_BYTES);
+  if (s->mode == MODE_NONE) {
+    if (type != FRAME_MODE) return fail("bad spec: first frame is type %u, expected MODE", type);
+    if (len == 6 && memcmp(payload, "unpack", 6) == 0) s->mode = MODE_UNPACK;
+    else if (len == 3 && memcmp(payload, "run", 3) == 0) s->mode = MODE_RUN;
+    else return fail("bad MODE: expected unpack or run");
+    return 0;
+  }
+  switch (type) {
+  case FRAME_MODE:
+    return fail("bad spec: MODE sent twice");
+  case FRAME_ROOTFS: {
+    if (s->rootfs[0]) return fail("bad spec: ROOTFS sent twice");
+    char *name = payload_string("ROOTFS", payload, len);
+    if (!name) return -1;
+    int ok = valid_device_name(name);
+    if (ok) strcpy(s->rootfs, name);
+    else fail("bad ROOTFS \"%s\": device must be vd[a-z]+", name);
+    free(name);
+    return ok ? 0 : -1;
+  }
+  case FRAME_END:
+    if (len != 0) return fail("bad END: payload must be empty");
+    s->ended = true;
+    return 0;
+  case FRAME_LAYER: {
+    if (s->mode != MODE_UNPACK) return fail("bad spec: LAYER in a run spec");
+    char *text = payload_string("LAYER", payload, len);
+    if (!text) return -1;
+    struct layer l;
+    int rc = parse_layer(text, &l);
+    free(text);
+    if (rc != 0) return -1;
+    struct layer *p = realloc(s->layers, (s->nlayers + 1) * sizeof *p);
+    if (!p) return fail("spec: out of memory");
+    p[s->nlayers++] = l;
+    s->layers = p;
+    return 0;
+  }
+  }
+  if (s->mode != MODE_RUN) return fail("bad spec: frame type %u is not part of an unpack spec", type);
+  return add_run_frame(s, type, payload, len);
+}
+
+int spec_check(const struct spec *s) {
+  if (!s->ended) return fail("bad spec: no END");
+  if (!s->rootfs[0]) return fail("bad spec: no ROOTFS");
+  if (s->mode == MODE_UNPACK && s->nlayers == 0) return fail("bad spec: unpack without a LAYER");
+  if (s->mode == MODE_RUN && s->argc == 0) return fail("bad spec: run without an ARG");
+  for (size_t i = 0; i < s->nlayers; i++)
+    if (strcmp(s->layers[i].device, s->rootfs) == 0)
+      return fail("bad spec: layer %zu is on the ROOTFS device %s", i + 1, s->rootfs);
+  return 0;
+}

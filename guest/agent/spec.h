@@ -1,0 +1,49 @@
+/* The spec the host sends before END (PROTOCOL.md, "Host -> guest: the spec"), validated. */
+#ifndef AGENT_SPEC_H
+#define AGENT_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DEVICE_NAME_MAX 8 /* "vd" and up to six letters: far more disks than a VM gets */
+
+enum mode { MODE_NONE, MODE_UNPACK, MODE_RUN };
+enum compression { COMPRESSION_NONE, COMPRESSION_GZIP, COMPRESSION_ZSTD };
+
+struct layer {
+  char device[DEVICE_NAME_MAX + 1];
+  uint64_t bytes;
+  enum compression compression;
+  char diff_id[7 + 64 + 1]; /* "sha256:" and 64 lowercase hex digits */
+};
+
+struct spec {
+  enum mode mode;
+  char rootfs[DEVICE_NAME_MAX + 1];
+  struct layer *layers;
+  size_t nlayers;
+  char **argv; /* NULL-terminated */
+  size_t argc;
+  char **env; /* NULL-terminated */
+  size_t nenv;
+  char *workdir, *user, *hostname, *resolv; /* NULL when not sent */
+  bool tty, readonly;
+  uint16_t rows, cols;
+  bool ended; /* END arrived */
+  size_t total_bytes; /* of all payloads, bounded */
+};
+
+void spec_init(struct spec *s);
+void spec_free(struct spec *s);
+/* Adds one frame of the spec; -1 (agent_error set) when it is malformed or out of place. */
+int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t len);
+/* After END: -1 when something required is missing. */
+int spec_check(const struct spec *s);
+
+/* Parses `<device> <bytes> <gzip|zstd|none> sha256:<64 hex>` strictly. */
+int parse_layer(const char *text, struct layer *out);
+/* True for a plain virtio block device name: vd[a-z]+. */
+bool valid_device_name(const char *name);
+
+#endif
