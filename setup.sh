@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for vmrun: Debian packages, npm packages (which build the
-# KVM addon and the TypeScript), the guest kernel and the probe initramfs (cached outside the
-# repository), and the nested-KVM rig for hosts without hardware KVM. Safe to run again.
+# KVM addon and the TypeScript), the guest kernel, the probe and agent initramfs images (cached
+# outside the repository), and the nested-KVM rig for hosts without hardware KVM. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,6 +26,7 @@ fi
 npm ci --no-audit --no-fund
 bash images/kernel/build.sh >/dev/null
 bash images/probe/build.sh >/dev/null
+bash images/agent/build.sh >/dev/null
 # The rig is needed only where KVM cannot run a standard guest; preparing it is cheap and cached.
 bash test/rig/setup.sh >/dev/null
 echo "vmrun is set up. Tests: npm test; boot benchmark: npm run bench:boot"
