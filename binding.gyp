@@ -45,7 +45,10 @@
         "native/kvm/devices/virtio/queue.cc",
         "native/kvm/devices/virtio/mmio.cc",
         "native/kvm/devices/virtio/block/block.cc",
-        "native/kvm/devices/virtio/rng/rng.cc"
+        "native/kvm/devices/virtio/rng/rng.cc",
+        "native/kvm/devices/virtio/vsock/connection.cc",
+        "native/kvm/devices/virtio/vsock/packet.cc",
+        "native/kvm/devices/virtio/vsock/vsock.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -71,7 +74,9 @@
         "native/kvm/tests/mptable_test.cc",
         "native/kvm/tests/serial_test.cc",
         "native/kvm/tests/virtio_test.cc",
+        "native/kvm/tests/vsock_test.cc",
         "native/kvm/error.cc",
+        "native/kvm/event_loop.cc",
         "native/kvm/vstate/memory.cc",
         "native/kvm/arch/x86_64/boot_info.cc",
         "native/kvm/arch/x86_64/cpuid.cc",
@@ -89,7 +94,10 @@
         "native/kvm/devices/virtio/queue.cc",
         "native/kvm/devices/virtio/mmio.cc",
         "native/kvm/devices/virtio/block/block.cc",
-        "native/kvm/devices/virtio/rng/rng.cc"
+        "native/kvm/devices/virtio/rng/rng.cc",
+        "native/kvm/devices/virtio/vsock/connection.cc",
+        "native/kvm/devices/virtio/vsock/packet.cc",
+        "native/kvm/devices/virtio/vsock/vsock.cc"
       ],
       "include_dirs": [
         "native/kvm"

@@ -70,7 +70,8 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
                         InstanceMethod<&NativeMachine::Memory>("memory")});
   }
 
-  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus, drives? }, onExit({kind, detail}))
+  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus, drives?, vsock?: { cid, path } },
+  //                   onExit({kind, detail}))
   explicit NativeMachine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeMachine>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject() || !info[1].IsFunction()) {
@@ -91,6 +92,11 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
         Napi::Object d = drives.Get(i).As<Napi::Object>();
         config.drives.push_back({StringField(d, "path", true), d.Get("readOnly").ToBoolean().Value()});
       }
+    }
+    if (o.Has("vsock") && !o.Get("vsock").IsUndefined()) {
+      if (!o.Get("vsock").IsObject()) throw Napi::TypeError::New(env, "vsock must be an object");
+      Napi::Object v = o.Get("vsock").As<Napi::Object>();
+      config.vsock = vmm::VsockConfig{IntField(v, "cid"), StringField(v, "path", true)};
     }
 
     on_exit_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "vmrun-exit", 0, 1);

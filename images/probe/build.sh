@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the probe initramfs (busybox and ./init as a gzipped newc cpio) used by the boot tests and
-# the boot benchmark, and prints its path. Cached by the hash of its inputs; rebuilt in well under
-# a second when they change.
+# Builds the probe initramfs (busybox, ./init and bin/vsock_echo compiled from vsock_echo.c, as a
+# gzipped newc cpio) used by the boot tests and the boot benchmark, and prints its path. Cached by
+# the hash of its inputs; rebuilt in about a second when they change.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=/bin/busybox
@@ -9,9 +9,10 @@ die() { echo "build-probe: $*" >&2; exit 1; }
 [ -x "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' \
   || die "a static busybox is needed at $busybox: apt-get install busybox-static"
 command -v cpio >/dev/null || die "cpio is missing: apt-get install cpio"
+command -v gcc >/dev/null || die "gcc is missing (for vsock_echo.c): apt-get install gcc libc6-dev"
 
 cache="${VMRUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmrun}/probe"
-key=$(cat "$here/init" "$0" "$busybox" | sha256sum | cut -c1-16)
+key=$(cat "$here/init" "$here/vsock_echo.c" "$0" "$busybox" | sha256sum | cut -c1-16)
 out="$cache/probe-$key.cpio.gz"
 if [ -f "$out" ]; then echo "$out"; exit 0; fi
 
@@ -25,6 +26,7 @@ cp "$busybox" "$stage/root/bin/busybox"
 # The kernel opens /dev/console for init's stdio before anything could mount devtmpfs.
 mknod -m 600 "$stage/root/dev/console" c 5 1 || die "mknod /dev/console failed (run as root)"
 install -m 0755 "$here/init" "$stage/root/init"
+gcc -static -Os -s -Wall -o "$stage/root/bin/vsock_echo" "$here/vsock_echo.c" || die "building vsock_echo.c failed"
 (cd "$stage/root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) | gzip -9 > "$partial"
 mv "$partial" "$out"
 echo "$out"

@@ -15,6 +15,7 @@
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/rng/rng.h"
+#include "devices/virtio/vsock/vsock.h"
 #include "error.h"
 #include "loader/initrd.h"
 #include "loader/kernel.h"
@@ -53,6 +54,9 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
   std::string cmdline = config.cmdline;
   for (const DriveConfig& drive : config.drives) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::Block>(drive.path, drive.read_only));
+  }
+  if (const auto& vsock = config.vsock) {
+    cmdline += AttachVirtio(std::make_unique<devices::virtio::vsock::Vsock>(vsock->guest_cid, vsock->uds_path));
   }
   cmdline += AttachVirtio(std::make_unique<devices::virtio::Rng>());
   const uint64_t boot_info = x86_64::WriteBootInfo(*memory_, kernel, cmdline, initrd);
@@ -97,6 +101,7 @@ std::string Machine::AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice>
   const uint64_t base = layout::kVirtioMmioStart + virtio_devices_ * devices::virtio::MmioTransport::kSize;
   const uint32_t irq = layout::kVirtioFirstIrq + virtio_devices_;
   ++virtio_devices_;
+  devices::virtio::VirtioDevice& attached = *device;
 
   Fd irqfd(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
   vm_->RegisterIrqfd(irqfd.get(), irq);
@@ -107,6 +112,8 @@ std::string Machine::AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice>
     (void)!write(irq_fd, &one, sizeof one);
   });
   mmio_.Insert(base, devices::virtio::MmioTransport::kSize, transport);
+  // The transport outlives the event loop (see the members' order), so a plain pointer will do.
+  attached.Activate(event_loop_, [t = transport.get()](uint16_t q) { t->ProcessQueue(q); });
 
   for (uint16_t q = 0; q < transport->queue_count(); ++q) {
     Fd doorbell(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +30,14 @@ struct DriveConfig {
   bool read_only = false;
 };
 
+// A virtio-vsock device whose host side is Unix sockets (Firecracker's convention): the guest's
+// connections to host port P go to `<uds_path>_<P>`; host clients of `<uds_path>` reach guest
+// ports with "CONNECT <port>\n".
+struct VsockConfig {
+  uint64_t guest_cid = 3;
+  std::string uds_path;
+};
+
 struct MachineConfig {
   std::string kernel;   // bzImage or ELF vmlinux (PVH)
   std::string initrd;   // empty: none
@@ -36,6 +45,7 @@ struct MachineConfig {
   uint64_t memory_mib = 128;
   uint32_t vcpus = 1;
   std::vector<DriveConfig> drives;
+  std::optional<VsockConfig> vsock;
 };
 
 // How a machine ended. kReset: the guest reset itself (its way to power off); kStopped: the host

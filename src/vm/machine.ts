@@ -23,6 +23,13 @@ export interface BootOptions {
   vcpus?: number;
   /** Host files (or block devices) the guest sees as virtio disks, /dev/vda first. */
   drives?: { path: string; readOnly?: boolean }[];
+  /**
+   * A virtio-vsock device, host side on Unix sockets (Firecracker's convention): a guest
+   * connection to host port P reaches `<socketPath>_<P>`, where the host must listen; a host client
+   * of `socketPath` (the VMM listens there) writes `CONNECT <guest port>\n` and reads
+   * `OK <host port>\n` once the guest accepts. `cid` is the guest's CID (default 3).
+   */
+  vsock?: { cid?: number; socketPath: string };
 }
 
 /**
@@ -69,6 +76,13 @@ export class Machine {
         path: requireString(d?.path, `drives[${i}].path`),
         readOnly: d.readOnly === true,
       })),
+      vsock:
+        options.vsock === undefined
+          ? undefined
+          : {
+              cid: requireCid(options.vsock?.cid ?? 3),
+              path: requireString(options.vsock?.socketPath, 'vsock.socketPath'),
+            },
     };
     const { NativeMachine } = loadAddon();
     // The exit callback cannot run before start(), so `machine` is always set by then.
@@ -131,6 +145,14 @@ function requireString(value: unknown, name: string): string {
 function requireInteger(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new MachineConfigError(`${name} must be a non-negative integer, not ${String(value)}`);
+  }
+  return value;
+}
+
+// Linux takes 32-bit CIDs: 0-2 are reserved (2 is the host) and 2^32-1 means "any".
+function requireCid(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 3 || value > 0xfffffffe) {
+    throw new MachineConfigError(`vsock.cid must be an integer from 3 to 4294967294, not ${String(value)}`);
   }
   return value;
 }

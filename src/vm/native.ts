@@ -12,6 +12,7 @@ export interface NativeMachineConfig {
   memoryMiB: number;
   vcpus: number;
   drives?: { path: string; readOnly?: boolean }[];
+  vsock?: { cid: number; path: string };
 }
 
 export type NativeExitKind = 'reset' | 'stopped' | 'triple-fault' | 'error';

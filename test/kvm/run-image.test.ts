@@ -26,13 +26,13 @@ t.test('the image default command runs; a first run unpacks, a second reuses the
 });
 
 t.test('stdout and stderr stay apart', async (t) => {
-  const o = await run(await testImage('busybox'), sh('echo to-out; echo to-err >&2; echo more-out'));
+  const o = await run(await testImage('busybox', 'latest'), sh('echo to-out; echo to-err >&2; echo more-out'));
   t.equal(o.stdout.toString(), 'to-out\nmore-out\n');
   t.equal(o.stderr, 'to-err\n');
 });
 
 t.test('exit codes pass through: 0, 7, 137 for SIGKILL, 127 and 126 with docker messages', async (t) => {
-  const image = await testImage('busybox');
+  const image = await testImage('busybox', 'latest');
   t.equal((await run(image, sh('exit 0'))).code, 0);
   t.equal((await run(image, { command: ['exit-with', '7'] })).code, 7);
   t.equal((await run(image, sh('kill -9 $$'))).code, 137);
@@ -47,21 +47,21 @@ t.test('exit codes pass through: 0, 7, 137 for SIGKILL, 127 and 126 with docker 
 
 t.test('1 MiB of random bytes through cat arrives identical', async (t) => {
   const data = randomBytes(1 << 20);
-  const o = await run(await testImage('busybox'), { command: ['cat'], stdin: data });
+  const o = await run(await testImage('busybox', 'latest'), { command: ['cat'], stdin: data });
   t.equal(o.code, 0);
   t.equal(o.stdout.length, data.length);
   t.ok(o.stdout.equals(data), 'byte for byte');
 });
 
 t.test('environment: image values, user values winning, PATH, HOSTNAME and HOME', async (t) => {
-  const o = await run(await testImage('busybox'), { command: ['env'], env: ['FOO=from-user', 'BAR=1'], hostname: 'vmhost' });
+  const o = await run(await testImage('busybox', 'latest'), { command: ['env'], env: ['FOO=from-user', 'BAR=1'], hostname: 'vmhost' });
   const env = o.stdout.toString().trim().split('\n').sort();
   t.same(env, ['BAR=1', 'FOO=from-user', 'HOME=/root', 'HOSTNAME=vmhost', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'].sort());
-  t.equal((await run(await testImage('busybox'), { command: ['hostname'], hostname: 'vmhost' })).stdout.toString(), 'vmhost\n');
+  t.equal((await run(await testImage('busybox', 'latest'), { command: ['hostname'], hostname: 'vmhost' })).stdout.toString(), 'vmhost\n');
 });
 
 t.test('users and groups resolve in the image', async (t) => {
-  const image = await testImage('busybox');
+  const image = await testImage('busybox', 'latest');
   const id = async (user?: string) => (await run(image, { command: ['id'], user })).stdout.toString().trim();
   t.equal(await id(), 'uid=0(root) gid=0(root) groups=0(root)');
   t.equal(await id('app'), 'uid=1000(app) gid=1000(app) groups=1000(app),29(audio),50(staff)');
@@ -86,7 +86,7 @@ t.test('entrypoint, cmd and workdir follow docker', async (t) => {
 });
 
 t.test('signals reach the process', async (t) => {
-  const image = await testImage('busybox');
+  const image = await testImage('busybox', 'latest');
   const script = 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.1; done';
   let sent = false;
   const o = await run(image, sh(script), (text, control) => {
@@ -108,7 +108,7 @@ t.test('signals reach the process', async (t) => {
 });
 
 t.test('a TTY run gets a terminal of the asked size; --read-only keeps the root read-only', async (t) => {
-  const image = await testImage('busybox');
+  const image = await testImage('busybox', 'latest');
   const tty = await run(image, { ...sh('tty; stty size'), tty: { rows: 33, cols: 101 } });
   t.equal(tty.stdout.toString().replace(/\r/g, ''), '/dev/pts/0\n33 101\n');
   const ro = await run(image, { ...sh('touch /new-file 2>&1; echo status=$?'), readOnly: true });
@@ -187,13 +187,13 @@ t.test('hostile layers: traversal and hardlink escapes are refused, symlinks res
 });
 
 t.test('corrupt layers fail clearly and leave no cached disk', async (t) => {
-  const corrupt = await testImage('corrupt-blob', undefined, true);
+  const corrupt = await testImage('corrupt-blob', 'latest', true);
   const o = await run(corrupt, sh('true'));
   t.equal(o.code, 125);
   t.type(o.error, ImageError);
   t.match(o.error?.message, /layer 1 is corrupt/);
   t.notOk(fs.existsSync(imageDiskPath(corrupt)));
-  const badDiff = await testImage('bad-diffid', undefined, true);
+  const badDiff = await testImage('bad-diffid', 'latest', true);
   const b = await run(badDiff, sh('true'));
   t.equal(b.code, 125);
   t.type(b.error, AgentError);

@@ -4,16 +4,22 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "devices/virtio/queue.h"
 #include "vstate/memory.h"
+
+namespace vmm {
+class EventLoop;
+}  // namespace vmm
 
 namespace vmm::devices::virtio {
 
 // Device ids, virtio 1.2, 5.
 constexpr uint32_t kDeviceIdBlock = 2;
 constexpr uint32_t kDeviceIdEntropy = 4;
+constexpr uint32_t kDeviceIdVsock = 19;
 
 class VirtioDevice {
  public:
@@ -27,8 +33,13 @@ class VirtioDevice {
   // Handles the chains the driver made available on `queue`; true when some were used (the
   // driver is then interrupted). Throws QueueError when the guest broke the queue.
   virtual bool Process(uint16_t queue_index, Queue& queue, const GuestMemory& memory) = 0;
-  // The driver reset the device.
+  // The driver reset the device. Called on a vCPU thread.
   virtual void Reset() {}
+  // For a device that the host wakes too (sockets, say): called once by the builder before the
+  // device thread starts, to add its fds to `loop`. Its handlers run on the device thread and ask
+  // for a queue to be processed through `process_queue`, never from inside Process, where the
+  // transport holds its lock.
+  virtual void Activate(EventLoop& /*loop*/, std::function<void(uint16_t queue_index)> /*process_queue*/) {}
 };
 
 }  // namespace vmm::devices::virtio
