@@ -9,8 +9,24 @@ export function buildScript(name: string): string {
   return path.join(packageRoot, 'images', name, 'build.sh');
 }
 
-/** Runs images/<name>/build.sh and returns the last line it printed: the artefact's path. */
-export async function runBuildScript(name: string, what: string, args: string[] = []): Promise<string> {
+const built = new Map<string, Promise<string>>();
+
+/**
+ * Runs images/<name>/build.sh and returns the last line it printed: the artefact's path. Cache
+ * entries never change once written, so each script runs at most once per process.
+ */
+export function runBuildScript(name: string, what: string, args: string[] = []): Promise<string> {
+  const key = [name, ...args].join(' ');
+  let path = built.get(key);
+  if (!path) {
+    path = runOnce(name, what, args);
+    path.catch(() => built.delete(key));
+    built.set(key, path);
+  }
+  return path;
+}
+
+async function runOnce(name: string, what: string, args: string[]): Promise<string> {
   const child = spawn('bash', [buildScript(name), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

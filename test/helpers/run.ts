@@ -16,6 +16,8 @@ export interface Outcome {
   stderr: string;
   /** The error runImage threw, when it threw one. */
   error?: VmrunError;
+  /** Wall time of the whole run, image preparation included. */
+  ms: number;
   result?: VmRunResult;
 }
 
@@ -42,12 +44,13 @@ export async function run(
   });
   stderr.on('data', (b: Buffer) => err.push(b));
   const stdin = options.stdin instanceof Buffer ? Readable.from([options.stdin]) : options.stdin;
+  const start = performance.now();
   try {
     const result = await runImage({ ...options, image, stdio: { stdin, stdout, stderr }, onStart: (c) => (control = c) });
-    return { code: result.exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString(), result };
+    return { code: result.exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString(), result, ms: performance.now() - start };
   } catch (e) {
     if (!(e instanceof VmrunError)) throw e;
-    return { code: e.exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString(), error: e };
+    return { code: e.exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString(), error: e, ms: performance.now() - start };
   }
 }
 
