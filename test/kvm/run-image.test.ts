@@ -2,11 +2,13 @@
 // the layers unpacked by the guest exactly, however hostile they are.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 
 import t from 'tap';
 
 import { AgentError, ImageError } from '../../src/errors';
 import { imageDiskPath } from '../../src/vm/image-disk';
+import { processResources } from '../helpers/guest';
 import { run, testImage } from '../helpers/run';
 
 const sh = (script: string) => ({ command: ['sh', '-c', script] });
@@ -210,4 +212,15 @@ t.test('two VMs of one image at once, the image unpacked once for both', async (
   t.equal([a, b].filter((o) => o.result?.disk.unpack).length, 1, 'exactly one of them unpacked');
   const [c, d] = await Promise.all([run(image, sh('sleep 1; echo c')), run(image, sh('sleep 1; echo d'))]);
   t.same([c.stdout.toString(), d.stdout.toString()], ['c\n', 'd\n'], 'two VMs share the cached disk at once');
+});
+
+t.test('runs leave nothing behind: fds, threads and socket directories return to where they were', async (t) => {
+  const image = await testImage('busybox', 'latest');
+  await run(image, sh('true'));  // warm-up: the addon's and libuv's own threads start once
+  const tmpBefore = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('vmrun-')).length;
+  const before = processResources();
+  for (let i = 0; i < 5; i++) t.equal((await run(image, sh('echo x; exit 3'))).code, 3);
+  t.equal((await run(image, { command: ['no-such-command'] })).code, 127);
+  t.same(processResources(), before, 'same fds and threads');
+  t.equal(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('vmrun-')).length, tmpBefore, 'no socket directories left');
 });
