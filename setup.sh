@@ -13,6 +13,8 @@ packages=(
   libxml2-dev libbz2-dev liblzma-dev libicu-dev    # the static guest agent (libarchive and what it links)
   e2fsprogs                                        # mkfs.ext4 for image disks
   umoci skopeo zstd                                # test images (OCI layouts) and their layers
+  docker-registry openssl                          # a real registry on loopback for the pull tests
+  runc                                             # the container runtime
   qemu-system-x86                                  # the nested-KVM rig and the QEMU peer in bench/
 )
 missing=()
