@@ -37,6 +37,12 @@ export class ImageError extends VmrunError {}
 /** The run's options cannot make a process (no command, a relative working directory, ...). */
 export class RunSpecError extends VmrunError {}
 
+/** runc is missing, or failed to create or run a container. */
+export class ContainerError extends VmrunError {}
+
+/** The command line asks for something malformed (an unknown flag, a bad size, ...). */
+export class UsageError extends VmrunError {}
+
 /** The guest agent failed to prepare or start the process; `exitCode` is docker's for the cause. */
 export class AgentError extends VmrunError {
   constructor(
@@ -46,3 +52,9 @@ export class AgentError extends VmrunError {
     super(message);
   }
 }
+
+/** An image reference that docker would refuse (`Foo:bar`, `name@sha1:...`, `a//b`). */
+export class InvalidReferenceError extends VmrunError {}
+
+/** A registry could not be reached, refused us, rate-limited us, or answered outside the protocol. */
+export class RegistryError extends VmrunError {}

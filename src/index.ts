@@ -5,5 +5,6 @@ export { openLayout, verifyLayers, type Image, type Layer } from './image/layout
 export { makeRunSpec, type RunOptions, type RunSpec } from './run/spec';
 export { runImage, type RunImageOptions } from './run/run-image';
 export { ensureImageDisk, imageDiskPath } from './vm/image-disk';
-export type { Stdio, VmResources, VmRunControl, VmRunResult } from './vm/runtime';
+export type { VmResources, VmRunResult } from './vm/runtime';
+export type { RunControl, Stdio } from './run/process-io';
 export * from './errors';

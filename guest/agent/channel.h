@@ -34,6 +34,15 @@ enum vsock_port {
   PORT_STDERR = 1027,
 };
 
+/* Under runc (`init container`) the same connections are file descriptors the host passes with
+ * `runc run --preserve-fds`: control always, stdio in run mode only. */
+enum container_fd {
+  FD_CONTROL = 3,
+  FD_STDIN = 4,
+  FD_STDOUT = 5,
+  FD_STDERR = 6,
+};
+
 /* Reassembles frames from a byte stream that may split or join them anywhere. */
 struct frame_reader {
   int fd;

@@ -1,13 +1,16 @@
 /* vmrun's in-guest agent: PID 1 of the agent initramfs. It sets up the guest, takes a spec from
  * the host over vsock (PROTOCOL.md), unpacks an image or runs a container's process, reports
  * the result, and resets the VM. It never waits without a bound and never ends silently: when
- * the host cannot be told, the console is. */
+ * the host cannot be told, the console is.
+ * `init container` is the same agent as the first process of a runc container: the connections
+ * are inherited file descriptors, and it exits instead of resetting a VM. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <unistd.h>
 
@@ -52,10 +55,64 @@ static void __attribute__((noreturn)) send_error_and_end(int control, int code) 
   wait_for_close(control);
 }
 
-int main(void) {
+/* Reads frames until END: 1 when the spec is complete and checked, 0 when the host closed the
+ * connection before END, -1 (agent_error set) on a bad frame or spec. */
+static int read_spec(struct frame_reader *reader, struct spec *spec) {
+  while (!spec->ended) {
+    int rc = frame_next(reader);
+    if (rc <= 0) return rc;
+    if (spec_add(spec, reader->type, reader->payload, reader->payload_len) != 0) return -1;
+  }
+  return spec_check(spec) == 0 ? 1 : -1;
+}
+
+/* Under runc: the exit status is the process's (125-127 when it could not start), for a host
+ * that lost the control connection; the host reads EXIT or ERROR first. */
+static int container_main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  /* The host starts the agent through /proc/self/fd/N, so that nothing of vmrun shows in the
+   * container's files; without this, ps would call it "N". */
+  prctl(PR_SET_NAME, "init");
+  /* Everything the host passed stays with the agent, never with the process. */
+  if (close_range(FD_CONTROL, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    console("marking the inherited descriptors close-on-exec: %s", strerror(errno));
+    return 125;
+  }
+  struct frame_reader reader;
+  frame_reader_init(&reader, FD_CONTROL);
+  struct spec spec;
+  spec_init(&spec);
+  spec.container = true;
+  int rc = read_spec(&reader, &spec);
+  if (rc == 0) {
+    console("the host closed the control connection before the spec was complete");
+    return 125;
+  }
+  if (rc < 0 || (spec.mode == MODE_UNPACK && unpack_mode(&spec, FD_CONTROL) != 0)) {
+    if (send_error(FD_CONTROL, 125, agent_error) != 0) console("%s", agent_error);
+    return 125;
+  }
+  int exit_code = 0;
+  if (spec.mode == MODE_RUN) {
+    rc = container_mode(&spec, &reader, &exit_code);
+    if (rc < 0) {
+      console("%s", agent_error);
+      return 125;
+    }
+    if (rc > 0) {
+      if (send_error(FD_CONTROL, rc, agent_error) != 0) console("%s", agent_error);
+      return rc;
+    }
+  }
+  if (send_exit(FD_CONTROL, exit_code) != 0) console("%s", agent_error);
+  return exit_code;
+}
+
+int main(int argc, char **argv) {
   uint64_t started = boottime_ns();
+  if (argc == 2 && strcmp(argv[1], "container") == 0) return container_main();
   if (getpid() != 1) {
-    fprintf(stderr, "vmrun-agent: this is PID 1 of a vmrun VM; it mounts, and resets the machine when done\n");
+    fprintf(stderr, "vmrun-agent: this is PID 1 of a vmrun VM (or, as `init container`, the first process of a vmrun container)\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN); /* a closed socket is an error to handle, not a reason to die */
@@ -77,16 +134,12 @@ int main(void) {
   frame_reader_init(&reader, control);
   struct spec spec;
   spec_init(&spec);
-  while (!spec.ended) {
-    int rc = frame_next(&reader);
-    if (rc == 0) {
-      console("the host closed the control connection before the spec was complete");
-      reset_vm();
-    }
-    if (rc < 0 || spec_add(&spec, reader.type, reader.payload, reader.payload_len) != 0)
-      send_error_and_end(control, 125);
+  int got = read_spec(&reader, &spec);
+  if (got == 0) {
+    console("the host closed the control connection before the spec was complete");
+    reset_vm();
   }
-  if (spec_check(&spec) != 0) send_error_and_end(control, 125);
+  if (got < 0) send_error_and_end(control, 125);
 
   if (spec.mode == MODE_UNPACK) {
     if (unpack_mode(&spec, control) != 0) send_error_and_end(control, 125);

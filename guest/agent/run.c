@@ -26,13 +26,13 @@
 
 int unpack_mode(const struct spec *s, int control) {
   if (send_phase(control, "unpacking", boottime_ns()) != 0) return -1;
-  if (mount_image(s->rootfs, UNPACK_ROOT, false) != 0) return -1;
+  if (!s->container && mount_image(s->rootfs, UNPACK_ROOT, false) != 0) return -1;
   for (size_t i = 0; i < s->nlayers; i++) {
     char device[32];
     snprintf(device, sizeof device, "/dev/%s", s->layers[i].device);
     if (unpack_layer(UNPACK_ROOT, device, &s->layers[i], (int)i + 1) != 0) return -1;
   }
-  if (unmount(UNPACK_ROOT) != 0) return -1;
+  if (!s->container && unmount(UNPACK_ROOT) != 0) return -1;
   return send_phase(control, "unpacked", boottime_ns());
 }
 
@@ -109,4 +109,10 @@ int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code)
   }
   struct process_io io = {.control = control, .in_sock = socks[0], .out_sock = socks[1], .err_sock = socks[2], .is_init = true};
   return process_run(s, CONTAINER_ROOT, &io, exit_code);
+}
+
+int container_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
+  /* PID 1 of the container's PID namespace, as the agent is in a VM: the process is its child. */
+  struct process_io io = {.control = control, .in_sock = FD_STDIN, .out_sock = FD_STDOUT, .err_sock = FD_STDERR, .is_init = true};
+  return process_run(s, "/", &io, exit_code);
 }

@@ -5,9 +5,14 @@
 #include "channel.h"
 #include "spec.h"
 
-/* unpack: every layer onto the ROOTFS disk, then PHASE unpacked. 0, or -1 with agent_error. */
+/* unpack: every layer onto the ROOTFS disk (in container mode: onto the directory runc mounted
+ * on the unpack root, the layers being files on /dev/<device>), then PHASE unpacked. 0, or -1
+ * with agent_error. */
 int unpack_mode(const struct spec *spec, int control);
 /* run: assembles the container's root and runs the process; returns as process_run does. */
 int run_mode(const struct spec *spec, struct frame_reader *control, int *exit_code);
+/* run under runc, which made the root: runs the process with stdio on FD_STDIN..FD_STDERR;
+ * returns as process_run does. */
+int container_mode(const struct spec *spec, struct frame_reader *control, int *exit_code);
 
 #endif

@@ -108,6 +108,8 @@ static int set_once(char **field, const char *what, const unsigned char *payload
 
 static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
   char *str;
+  if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV))
+    return fail("bad spec: frame type %u in container mode: runc sets that up", type);
   switch (type) {
   case FRAME_ARG:
     if (!(str = payload_string("ARG", payload, len))) return -1;
@@ -166,6 +168,7 @@ int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t 
   case FRAME_MODE:
     return fail("bad spec: MODE sent twice");
   case FRAME_ROOTFS: {
+    if (s->container) return fail("bad spec: ROOTFS in container mode: runc provides the root");
     if (s->rootfs[0]) return fail("bad spec: ROOTFS sent twice");
     char *name = payload_string("ROOTFS", payload, len);
     if (!name) return -1;
@@ -200,7 +203,7 @@ int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t 
 
 int spec_check(const struct spec *s) {
   if (!s->ended) return fail("bad spec: no END");
-  if (!s->rootfs[0]) return fail("bad spec: no ROOTFS");
+  if (!s->rootfs[0] && !s->container) return fail("bad spec: no ROOTFS");
   if (s->mode == MODE_UNPACK && s->nlayers == 0) return fail("bad spec: unpack without a LAYER");
   if (s->mode == MODE_RUN && s->argc == 0) return fail("bad spec: run without an ARG");
   for (size_t i = 0; i < s->nlayers; i++)

@@ -30,6 +30,10 @@ struct spec {
   char *workdir, *user, *hostname, *resolv; /* NULL when not sent */
   bool tty, readonly;
   uint16_t rows, cols;
+  /* Set before the first frame when the agent runs under runc (`init container`): there are no
+   * block devices and no VM, so ROOTFS, HOSTNAME, READONLY and RESOLV are refused (the runtime
+   * sets those up) and the root is whatever runc made it. */
+  bool container;
   bool ended; /* END arrived */
   size_t total_bytes; /* of all payloads, bounded */
 };

@@ -3,6 +3,9 @@
 # initramfs (an uncompressed newc cpio: /init is the agent), and prints the initramfs's path.
 # Cached outside the repository by the hash of the agent's sources and this script.
 #   build.sh          build if needed, print the initramfs path; nothing else on success
+#   build.sh --binary build if needed, print the path of the agent binary itself (the container
+#                     runtime runs it under runc), kept beside the initramfs
+#   build.sh --path   print the initramfs path the build would use, build nothing
 #   build.sh --test   build and run the agent's unit tests (needs root: they chroot and mknod);
 #                     TAP on stdout, non-zero exit status when a test fails
 set -euo pipefail
@@ -40,15 +43,19 @@ if [ "${1:-}" = "--test" ]; then
   exit $?
 fi
 
+[ $# = 0 ] || [ "$1" = "--binary" ] || [ "$1" = "--path" ] || die "usage: build.sh [--binary | --path | --test]"
 key=$(cd "$src" && cat $(ls *.c *.h | LC_ALL=C sort) "$here/build.sh" | sha256sum | cut -c1-16)
 out="$cache/agent-$key.cpio"
-if [ -f "$out" ]; then echo "$out"; exit 0; fi
+binary="$cache/agent-$key"
+print() { if [ "${1:-}" = "--binary" ]; then echo "$binary"; else echo "$out"; fi; }
+if [ "${1:-}" = "--path" ]; then echo "$out"; exit 0; fi
+if [ -f "$out" ] && [ -f "$binary" ]; then print "$@"; exit 0; fi
 
 mkdir -p "$cache"
 # Staged in $TMPDIR: the cache may sit on a filesystem without device nodes (9p in the rig).
 stage=$(mktemp -d)
 partial="$cache/.agent-$key.$$"
-trap 'rm -rf "$stage" "$partial"' EXIT
+trap 'rm -rf "$stage" "$partial" "$partial.bin"' EXIT
 gcc -static -s -Wl,--gc-sections "${cflags[@]}" -o "$stage/agent" "$src/main.c" "${sources[@]}" "${libs[@]}" \
   || die "building the agent failed"
 mkdir -p "$stage/root/dev" "$stage/root/proc" "$stage/root/sys" "$stage/root/mnt" "$stage/root/run" "$stage/root/tmp"
@@ -56,5 +63,7 @@ mkdir -p "$stage/root/dev" "$stage/root/proc" "$stage/root/sys" "$stage/root/mnt
 mknod -m 600 "$stage/root/dev/console" c 5 1 || die "mknod /dev/console failed (run as root)"
 install -m 0755 "$stage/agent" "$stage/root/init"
 (cd "$stage/root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet) > "$partial"
+install -m 0555 "$stage/agent" "$partial.bin"
+mv "$partial.bin" "$binary"
 mv "$partial" "$out"
-echo "$out"
+print "$@"

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 /**
  * The vmrun command line: commander wiring only. Each command turns its flags into a call of the
- * library and its result into an exit code; errors become one line on stderr.
+ * library and its result into an exit code; every error becomes one line on stderr and an exit
+ * code here, in one place: docker's 125 for vmrun's own failures (bad flags included), the
+ * error's own code otherwise (126/127 when the command cannot run).
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { VmrunError } from '../errors';
+import { registerInfoCommands } from './info-commands';
+import { registerRunCommand } from './run-command';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -14,8 +18,18 @@ function integer(value: string): number {
 }
 
 const program = new Command('vmrun')
-  .description('Run container images inside their own KVM microVM')
-  .version(require('../../../package.json').version as string);
+  .description('Run container images inside their own KVM microVM, or as runc containers')
+  .usage('[run] [OPTIONS] IMAGE [COMMAND [ARG...]]\n       vmrun COMMAND [OPTIONS]')
+  .version(require('../../../package.json').version as string)
+  // Options after a subcommand's operands belong to it (for run: to the image's command).
+  .enablePositionalOptions()
+  // Errors are reported below, not by commander; subcommands inherit both settings.
+  .exitOverride()
+  .configureOutput({ outputError: () => {} });
+
+registerRunCommand(program);
+registerInfoCommands(program);
+// Image commands (pull, images, rmi) register here.
 
 program
   .command('boot')
@@ -50,6 +64,18 @@ program
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`vmrun: ${err instanceof Error ? err.message : String(err)}`);
-  process.exitCode = err instanceof VmrunError ? err.exitCode : 125;
+  const { message, exitCode } = outcomeOf(err);
+  if (message) console.error(`vmrun: ${message}`);
+  process.exitCode = exitCode;
 });
+
+/** The one line and the exit code of whatever ended a command. */
+function outcomeOf(err: unknown): { message?: string; exitCode: number } {
+  if (err instanceof CommanderError) {
+    // --help and --version end this way too, having printed what was asked.
+    if (err.exitCode === 0) return { exitCode: 0 };
+    return { message: err.message.replace(/^error: /, ''), exitCode: 125 };
+  }
+  const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+  return { message, exitCode: err instanceof VmrunError ? err.exitCode : 125 };
+}

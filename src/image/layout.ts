@@ -13,8 +13,8 @@ import { chainId, digestHex, sha256, sha256File } from './digest';
 import { INDEX_TYPES, MANIFEST_TYPES, layerCompression, type Compression } from './media-types';
 
 /** Manifests, indexes and configs above this size are refused rather than read into memory. */
-const MAX_DOCUMENT_BYTES = 8 << 20;
-const REF_NAME = 'org.opencontainers.image.ref.name';
+export const MAX_DOCUMENT_BYTES = 8 << 20;
+export const REF_NAME = 'org.opencontainers.image.ref.name';
 
 export interface Descriptor {
   mediaType: string;
@@ -160,7 +160,7 @@ async function readJson(file: string, what: string): Promise<Record<string, unkn
   return parseJsonObject(await fs.promises.readFile(file), what);
 }
 
-function parseJsonObject(data: Buffer, what: string): Record<string, unknown> {
+export function parseJsonObject(data: Buffer, what: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(data.toString('utf8'));
@@ -171,7 +171,7 @@ function parseJsonObject(data: Buffer, what: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function descriptors(value: unknown, what: string): Descriptor[] {
+export function descriptors(value: unknown, what: string): Descriptor[] {
   if (!Array.isArray(value)) throw new ImageError(`${what}: expected a list of descriptors`);
   return value.map((d, i) => {
     const desc = d as Partial<Descriptor> | null;

@@ -4,7 +4,8 @@
  * signal) with the run's timings.
  */
 import { openLayout, type Image } from '../image/layout';
-import { runInVm, type Stdio, type VmResources, type VmRunControl, type VmRunResult } from '../vm/runtime';
+import { runInVm, type VmResources, type VmRunResult } from '../vm/runtime';
+import type { RunControl, Stdio } from './process-io';
 import { makeRunSpec, type RunOptions } from './spec';
 
 export interface RunImageOptions extends RunOptions, VmResources {
@@ -14,7 +15,7 @@ export interface RunImageOptions extends RunOptions, VmResources {
   ref?: string;
   stdio: Stdio;
   /** Called once the VM runs, with the means to signal and resize the process. */
-  onStart?: (control: VmRunControl) => void;
+  onStart?: (control: RunControl) => void;
 }
 
 export async function runImage(options: RunImageOptions): Promise<VmRunResult> {

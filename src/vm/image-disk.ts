@@ -6,19 +6,17 @@
  * a lock, so concurrent runs of one image unpack it once and nobody sees a half-made disk.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import lockfile from 'proper-lockfile';
-
-import { AgentError, ImageError } from '../errors';
+import { ImageError } from '../errors';
 import { digestHex } from '../image/digest';
 import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
-import { FrameType } from './agent/frames';
+import { ensureCacheEntry } from '../run/cache-entry';
+import { unpackLayers } from './agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 
 /** Bump when the disk's format or the unpacker's output changes: old disks are then not reused. */
@@ -39,58 +37,23 @@ export function imageDiskPath(image: Image): string {
 /** The image's unpacked disk, made first if it is not cached. */
 export async function ensureImageDisk(image: Image, options: { kernel?: string } = {}): Promise<ImageDisk> {
   const disk = imageDiskPath(image);
-  if (fs.existsSync(disk)) return { path: disk };
-  fs.mkdirSync(path.dirname(disk), { recursive: true });
-  const release = await lockfile.lock(disk, {
-    realpath: false,
-    stale: 30_000,
-    update: 5_000,
-    retries: { retries: 1_000_000, factor: 1.2, minTimeout: 50, maxTimeout: 1_000 },
-  });
-  try {
-    if (fs.existsSync(disk)) return { path: disk };  // another run made it while we waited
-    return { path: disk, unpack: await unpackInto(image, disk, options.kernel) };
-  } finally {
-    await release();
-  }
+  const { made } = await ensureCacheEntry(disk, (temp) => unpackInto(image, temp, options.kernel));
+  if (made) log.info({ image: image.name, disk, hostMs: made.hostMs, guestMs: made.guestMs }, 'image unpacked');
+  return { path: disk, unpack: made };
 }
 
-async function unpackInto(image: Image, disk: string, kernel?: string): Promise<ImageDisk['unpack']> {
+async function unpackInto(image: Image, disk: string, kernel?: string): Promise<NonNullable<ImageDisk['unpack']>> {
   if (image.layers.length > MAX_LAYERS) {
     throw new ImageError(`${image.name} has ${image.layers.length} layers; vmrun unpacks at most ${MAX_LAYERS}`);
   }
   const start = performance.now();
   await verifyLayers(image);
-  const temp = `${disk}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await makeFilesystem(temp, image);
-    const drives = [{ path: temp, readOnly: false }, ...image.layers.map((l) => ({ path: l.path, readOnly: true }))];
-    const result = await withAgentVm({ drives, memoryMiB: 512, vcpus: 1, kernel }, async ({ session, timings }) => {
-      session.send(FrameType.Mode, 'unpack');
-      session.send(FrameType.Rootfs, 'vda');
-      image.layers.forEach((layer, i) => {
-        session.send(FrameType.Layer, `${deviceName(i + 1)} ${layer.size} ${layer.compression} ${layer.diffId}`);
-      });
-      session.send(FrameType.End);
-      const code = await session.outcome;
-      if (code !== 0) throw new AgentError(`unpacking ${image.name} failed in the guest (exit ${code})`);
-      const { unpacking, unpacked } = session.phases;
-      return { guestMs: unpacking !== undefined && unpacked !== undefined ? (unpacked - unpacking) / 1e6 : undefined, timings };
-    });
-    fs.renameSync(temp, disk);
-    const hostMs = performance.now() - start;
-    log.info({ image: image.name, disk, hostMs, guestMs: result.guestMs }, 'image unpacked');
-    return { hostMs, ...result };
-  } finally {
-    fs.rmSync(temp, { force: true });
-  }
-}
-
-/** Linux's name for the n-th virtio disk (0: vda). */
-export function deviceName(index: number): string {
-  let name = '';
-  for (let n = index + 1; n > 0; n = Math.floor((n - 1) / 26)) name = String.fromCharCode(97 + ((n - 1) % 26)) + name;
-  return `vd${name}`;
+  await makeFilesystem(disk, image);
+  const drives = [{ path: disk, readOnly: false }, ...image.layers.map((l) => ({ path: l.path, readOnly: true }))];
+  const result = await withAgentVm({ drives, memoryMiB: 512, vcpus: 1, kernel }, async ({ session, timings }) => {
+    return { guestMs: await unpackLayers(session, image, 'vm'), timings };
+  });
+  return { hostMs: performance.now() - start, ...result };
 }
 
 /**

@@ -7,7 +7,8 @@ import { AgentError, VmrunError } from '../../src/errors';
 import { openLayout, type Image } from '../../src/image/layout';
 import { runImage, type RunImageOptions } from '../../src/run/run-image';
 import { imageDiskPath } from '../../src/vm/image-disk';
-import type { VmRunControl, VmRunResult } from '../../src/vm/runtime';
+import type { RunControl } from '../../src/run/process-io';
+import type { VmRunResult } from '../../src/vm/runtime';
 import { testImages } from './images';
 
 export interface Outcome {
@@ -31,13 +32,13 @@ export async function testImage(name: string, ref?: string, fresh = false): Prom
 export async function run(
   image: Image,
   options: Omit<RunImageOptions, 'image' | 'stdio'> & { stdin?: Buffer | Readable } = {},
-  onStdout?: (text: string, control: VmRunControl) => void,
+  onStdout?: (text: string, control: RunControl) => void,
 ): Promise<Outcome> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  let control: VmRunControl | undefined;
+  let control: RunControl | undefined;
   stdout.on('data', (b: Buffer) => {
     out.push(b);
     if (onStdout && control) onStdout(Buffer.concat(out).toString(), control);

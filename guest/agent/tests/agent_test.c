@@ -434,6 +434,28 @@ static void test_spec(void) {
   ok(add(&s, FRAME_SIGNAL, "1234") != 0, "SIGNAL inside the spec refused");
   ok(add(&s, 99, "") != 0, "unknown frame type refused");
   spec_free(&s);
+
+  /* Container mode: runc provides the root, host name, read-only-ness and resolv.conf. */
+  spec_init(&s);
+  s.container = true;
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
+     "container mode: a run spec without ROOTFS");
+  spec_free(&s);
+  const char *runc_frames[] = {"ROOTFS", "HOSTNAME", "READONLY", "RESOLV"};
+  const uint8_t runc_types[] = {FRAME_ROOTFS, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV};
+  const char *payloads[] = {"vda", "host", "", "nameserver 1.1.1.1\n"};
+  for (size_t i = 0; i < 4; i++) {
+    spec_init(&s);
+    s.container = true;
+    ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, runc_types[i], payloads[i]) != 0, "container mode: %s refused", runc_frames[i]);
+    spec_free(&s);
+  }
+  spec_init(&s);
+  s.container = true;
+  snprintf(text, sizeof text, "vdb 12 none sha256:%s", hex);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LAYER, text) == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
+     "container mode: an unpack spec without ROOTFS");
+  spec_free(&s);
 }
 
 /* --- PATH search and the process relay ---------------------------------------------------- */

@@ -21,7 +21,14 @@ export class AgentSession {
   private settle!: { resolve: (code: number) => void; reject: (err: Error) => void };
   private settled = false;
 
-  constructor(private readonly socket: net.Socket) {
+  /**
+   * `explainLoss`, when given, says why the connection was lost better than the session can (the
+   * container runtime asks runc); the session fails with its answer.
+   */
+  constructor(
+    private readonly socket: net.Socket,
+    explainLoss?: (lost: AgentError) => Promise<Error>,
+  ) {
     this.outcome = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -30,8 +37,9 @@ export class AgentSession {
         this.fail(err as Error);
       }
     });
-    socket.on('error', () => this.fail(new AgentError('the guest agent dropped its control connection')));
-    socket.on('close', () => this.fail(new AgentError('the guest agent closed its control connection before the process ended')));
+    const lost = (err: AgentError) => (explainLoss ? void explainLoss(err).then((why) => this.fail(why)) : this.fail(err));
+    socket.on('error', () => lost(new AgentError('the guest agent dropped its control connection')));
+    socket.on('close', () => lost(new AgentError('the guest agent closed its control connection before the process ended')));
   }
 
   send(type: FrameType, payload?: Buffer | string): void {

@@ -1,0 +1,118 @@
+/**
+ * `vmrun [run] [OPTIONS] IMAGE [COMMAND [ARG...]]`: docker run's flags, over either runtime.
+ * Options after IMAGE belong to the command.
+ */
+import { Option, type Command } from 'commander';
+
+import { UsageError } from '../errors';
+import { configureLog, type LogFormat } from '../log';
+import { environment } from '../run/env-file';
+import { openImage, type PullPolicy } from '../run/resolve-image';
+import { parseCpus, parseMemory } from '../run/resources';
+import { RUNTIMES, runOn, type RuntimeName } from '../run/runtimes';
+import { makeRunSpec } from '../run/spec';
+import { supervise } from '../run/supervise';
+import { forwardResizes, onUserSignal, terminalSize, withRawTerminal } from './terminal';
+
+interface RunFlags {
+  interactive?: boolean;
+  tty?: boolean;
+  env: string[];
+  envFile: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  memory?: string;
+  cpus?: string;
+  hostname?: string;
+  platform?: string;
+  pull: PullPolicy;
+  name?: string;
+  rm?: boolean;
+  readOnly?: boolean;
+  runtime: RuntimeName;
+  kernel?: string;
+  timeout?: string;
+  logLevel?: string;
+  logFormat: LogFormat;
+}
+
+const collect = (value: string, all: string[]) => [...all, value];
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run', { isDefault: true })
+    .description('run a command from IMAGE in a new microVM (or container), as docker run does')
+    .argument('<image>', 'oci:DIR[:REF] (an OCI image layout) or a registry reference')
+    .argument('[command...]', 'the command and its arguments (default: the image\'s)')
+    .passThroughOptions()
+    .option('-i, --interactive', 'pass stdin to the process')
+    .option('-t, --tty', 'run the process on a pseudo-terminal')
+    .option('-e, --env <NAME[=VALUE]>', 'set a variable (a bare NAME passes the host\'s value); repeatable', collect, [])
+    .option('--env-file <file>', 'read variables from a file, one NAME[=VALUE] a line; repeatable', collect, [])
+    .option('-w, --workdir <dir>', 'working directory (created if missing)')
+    .option('-u, --user <user>', 'name|uid[:group|gid] inside the image')
+    .option('--entrypoint <command>', 'replace the image\'s entrypoint (and clear its command)')
+    .option('-m, --memory <bytes>', 'memory limit, e.g. 512m (VM: its RAM; container: its cgroup limit)')
+    .option('--cpus <number>', 'CPU limit (VM: vCPUs, rounded up; container: CPU quota)')
+    .option('--hostname <name>', 'host name inside')
+    .option('--platform <os/arch>', 'the image platform (this host\'s only)')
+    .addOption(new Option('--pull <policy>', 'pull registry images').choices(['always', 'missing', 'never']).default('missing'))
+    .option('--name <name>', 'a name for the run (the container\'s name under runc)')
+    .option('--rm', 'accepted for docker\'s sake: every run is removed when it ends')
+    .option('--read-only', 'keep the root filesystem read-only')
+    .addOption(new Option('--runtime <runtime>', 'where to run').choices(RUNTIMES).default('vm'))
+    .option('--kernel <path>', 'VM runtime: a guest kernel other than the cached one')
+    .option('--timeout <seconds>', 'kill the run after this long; vmrun then exits 124')
+    .addOption(new Option('--log-level <level>', 'vmrun\'s own log, on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .addOption(new Option('--log-format <format>', 'log lines as JSON or for people').choices(['json', 'pretty']).default('json'))
+    .action(async (imageRef: string, command: string[], flags: RunFlags) => {
+      process.exitCode = await runCommand(imageRef, command, flags);
+    });
+}
+
+async function runCommand(imageRef: string, command: string[], flags: RunFlags): Promise<number> {
+  configureLog({ level: flags.logLevel, format: flags.logFormat });
+  const resources = {
+    memoryBytes: flags.memory === undefined ? undefined : parseMemory(flags.memory),
+    cpus: flags.cpus === undefined ? undefined : parseCpus(flags.cpus),
+  };
+  const timeoutMs = flags.timeout === undefined ? undefined : seconds(flags.timeout) * 1000;
+  if (flags.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.name)) {
+    throw new UsageError(`invalid name ${JSON.stringify(flags.name)}: use letters, digits, _ . and -, starting with a letter or digit`);
+  }
+  const image = await openImage(imageRef, { pull: flags.pull, platform: flags.platform });
+  const spec = makeRunSpec(image.config, {
+    command,
+    entrypoint: flags.entrypoint,
+    env: environment(flags.envFile, flags.env),
+    user: flags.user,
+    workdir: flags.workdir,
+    hostname: flags.hostname,
+    tty: flags.tty ? terminalSize() : undefined,
+    readOnly: flags.readOnly,
+  });
+  const stdio = { stdin: flags.interactive ? process.stdin : null, stdout: process.stdout, stderr: process.stderr };
+  let stopResizes: (() => void) | undefined;
+  try {
+    return await withRawTerminal(!!(flags.tty && flags.interactive), () =>
+      supervise((onStart) => runOn(flags.runtime, image, spec, stdio, { ...resources, kernel: flags.kernel, name: flags.name }, onStart), {
+        timeoutMs,
+        onSignal: onUserSignal,
+        onStart: (control) => {
+          if (flags.tty) stopResizes = forwardResizes(control);
+        },
+      }),
+    );
+  } finally {
+    stopResizes?.();
+    // Nothing of the user's stdin is wanted any more; reading it must not keep vmrun alive.
+    if (flags.interactive) process.stdin.destroy();
+  }
+}
+
+function seconds(text: string): number {
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0)) throw new UsageError(`invalid --timeout ${JSON.stringify(text)}: expected a number of seconds above 0`);
+  return value;
+}

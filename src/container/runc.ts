@@ -1,0 +1,57 @@
+/**
+ * The runc binary: found on PATH, asked its version, told to kill or forget vmrun's containers.
+ * vmrun keeps runc's state apart from other users of runc, under RUNC_ROOT.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { ContainerError } from '../errors';
+
+export const RUNC_ROOT = '/run/vmrun/runc';
+
+/** runc on PATH; ContainerError with the fix when there is none. */
+export function runcPath(): string {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const file = path.join(dir || '.', 'runc');
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (fs.statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  throw new ContainerError('runc is not installed or not on PATH: apt-get install runc (or use --runtime vm)');
+}
+
+/** runc's own first line, e.g. `runc version 1.1.5+ds1`. */
+export async function runcVersion(): Promise<string> {
+  const { stdout } = await promisify(execFile)(runcPath(), ['--version'], { encoding: 'utf8' });
+  return stdout.split('\n')[0].trim();
+}
+
+/** Runs `runc --root RUNC_ROOT ARGS...`; ContainerError with runc's message when it fails. */
+export async function runc(args: string[]): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)(runcPath(), ['--root', RUNC_ROOT, ...args], { encoding: 'utf8' });
+    return stdout;
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr ?? '';
+    throw new ContainerError(`runc ${args[0]} failed: ${runcMessage(stderr) || (err as Error).message}`);
+  }
+}
+
+/** Kills and forgets a container whose runc was stopped the hard way; a gone one is fine. */
+export async function removeContainer(id: string): Promise<void> {
+  if (!fs.existsSync(path.join(RUNC_ROOT, id))) return;
+  await runc(['delete', '--force', id]);
+}
+
+/** The gist of what runc printed: its last logrus `msg="..."`, else its last line. */
+export function runcMessage(stderr: string): string {
+  const lines = stderr.trim().split('\n').filter(Boolean);
+  const last = lines.at(-1) ?? '';
+  const msg = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
+  return (msg ? msg[1].replace(/\\(.)/g, '$1') : last).trim();
+}

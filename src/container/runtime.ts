@@ -1,0 +1,84 @@
+/**
+ * The container runtime: runs a RunSpec in a runc container whose root is the image's cached
+ * directory under a writable overlay that dies with the run. The agent, as the container's first
+ * process, starts the process exactly as it does in a VM (user, groups, HOME, PATH search,
+ * working directory, docker's 126/127), relays its stdio through pipes and reports its exit;
+ * runc supplies the namespaces, filesystems, host name and cgroup limits.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import type { Image } from '../image/layout';
+import type { RunControl, Stdio } from '../run/process-io';
+import type { RunSpec } from '../run/spec';
+import { processControl, relayProcess } from '../vm/agent/process';
+import { sendRunSpec } from '../vm/agent/specs';
+import { withAgentContainer } from './agent-container';
+import type { ContainerLimits } from './bundle';
+import { mountOverlay } from './overlay';
+import { runcPath } from './runc';
+import { ensureRootfsDir, type RootfsDir } from './rootfs-dir';
+
+export interface ContainerResources extends ContainerLimits {
+  /** runc's name for the container. */
+  name?: string;
+}
+
+export interface ContainerRunResult {
+  exitCode: number;
+  /** How the image directory came to be: unpacked by this run, or from the cache. */
+  rootfs: RootfsDir;
+}
+
+export async function runInContainer(
+  image: Image,
+  spec: RunSpec,
+  stdio: Stdio,
+  resources: ContainerResources = {},
+  onStart?: (control: RunControl) => void,
+): Promise<ContainerRunResult> {
+  runcPath();  // before anything is unpacked or mounted: without runc, none of it is any use
+  const rootfs = await ensureRootfsDir(image);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-run-'));
+  let mounted = false;
+  try {
+    const overlay = await mountOverlay(rootfs.path, dir);
+    mounted = true;
+    try {
+      const binds = etcFiles(spec, path.join(dir, 'etc'));
+      const options = { root: overlay.root, readOnlyRoot: spec.readOnly, hostname: spec.hostname, binds, limits: resources, stdio: true, name: resources.name };
+      return await withAgentContainer(options, async ({ session, sockets, stop }) => {
+        sendRunSpec(session, spec, 'container');
+        onStart?.(processControl(session, stop));
+        // Once the container is gone, nobody holds the other ends of the output streams: they end.
+        return { exitCode: await relayProcess(session, sockets!, stdio), rootfs };
+      });
+    } finally {
+      await overlay.unmount();
+      mounted = false;
+    }
+  } finally {
+    // Never remove through a root that is still mounted.
+    if (!mounted) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * /etc/hostname, /etc/hosts and /etc/resolv.conf as docker provides them, bind-mounted from files
+ * of the run's; their text is the agent's in a VM (run.c, prepare_upper), which the runtime
+ * matrix test compares byte for byte.
+ */
+function etcFiles(spec: RunSpec, dir: string): { source: string; destination: string; readOnly: boolean }[] {
+  fs.mkdirSync(dir);
+  const files: Record<string, string> = {
+    hostname: `${spec.hostname}\n`,
+    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${spec.hostname}\n`,
+    'resolv.conf': spec.resolvConf,
+  };
+  return Object.entries(files).map(([name, text]) => {
+    const source = path.join(dir, name);
+    fs.writeFileSync(source, text, { mode: 0o644 });
+    return { source, destination: `/etc/${name}`, readOnly: spec.readOnly };
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * `vmrun doctor`: whether this host can run images, each check with the fix when it fails, and
+ * `vmrun version`: what vmrun would run with.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { withAgentContainer } from './container/agent-container';
+import { runcVersion } from './container/runc';
+import { ensureAgentBinary, ensureAgentInitramfs } from './guest/agent';
+import { runBuildScript } from './guest/build';
+import { guestKernel } from './guest/kernel';
+import { cacheDir } from './paths';
+import { FrameType } from './vm/agent/frames';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  /** What was found, or what is wrong. */
+  detail: string;
+  /** How to put it right (failed checks). */
+  fix?: string;
+}
+
+export async function versions(): Promise<Record<string, string>> {
+  const key = (file: string) => path.basename(file);
+  return {
+    vmrun: require('../../package.json').version as string,
+    node: process.version,
+    kernel: await runBuildScript('kernel', 'the guest kernel', ['--path']).then(key, () => 'unknown'),
+    agent: await runBuildScript('agent', 'the guest agent', ['--path']).then(key, () => 'unknown'),
+    runc: await runcVersion().catch((err: Error) => `unavailable (${err.message})`),
+  };
+}
+
+export async function doctor(): Promise<Check[]> {
+  return [await kvm(), await runc(), await kernel(), await agent(), await cache()];
+}
+
+async function check(name: string, fix: string, body: () => Promise<string> | string): Promise<Check> {
+  try {
+    return { name, ok: true, detail: await body() };
+  } catch (err) {
+    return { name, ok: false, detail: (err as Error).message, fix };
+  }
+}
+
+function kvm(): Promise<Check> {
+  return check('/dev/kvm', 'run on a host with hardware virtualisation (vmx or svm), as root or in the kvm group; or use --runtime container', async () => {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+    const { Machine } = await import('./vm/machine');
+    const probe = Machine.probe();
+    if (!probe.usable) throw new Error(probe.error ?? 'KVM cannot run a standard guest here');
+    return `KVM API ${probe.apiVersion}, up to ${probe.maxVcpus} vCPUs`;
+  });
+}
+
+/** runc must start a container and the agent in it must answer, as every container run needs. */
+function runc(): Promise<Check> {
+  return check('runc', 'apt-get install runc; run vmrun as root with cgroups mounted (or use --runtime vm)', async () => {
+    const version = await runcVersion();
+    if (process.getuid?.() !== 0) throw new Error(`${version} is there, but containers need root`);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-doctor-'));
+    try {
+      // An unpack spec without layers: the agent must refuse it, which proves it ran and talked.
+      const answer = await withAgentContainer({ root, readOnlyRoot: true, binds: [], stdio: false }, async ({ session }) => {
+        session.send(FrameType.Mode, 'unpack');
+        session.send(FrameType.End);
+        return session.outcome.then(() => 'no error', (err: Error) => err.message);
+      });
+      if (!answer.includes('unpack without a LAYER')) throw new Error(`the agent did not answer as expected: ${answer}`);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+    return `${version}; a container started and its agent answered`;
+  });
+}
+
+function kernel(): Promise<Check> {
+  return check('guest kernel', 'vmrun kernel (builds it: about 15 minutes)', async () => {
+    const k = await guestKernel();
+    if (!k) throw new Error('not built yet');
+    return k.bzImage;
+  });
+}
+
+function agent(): Promise<Check> {
+  return check('agent', 'bash images/agent/build.sh (see its messages for missing packages)', async () => {
+    const [initramfs, binary] = [await ensureAgentInitramfs(), await ensureAgentBinary()];
+    return `${initramfs}, ${binary}`;
+  });
+}
+
+function cache(): Promise<Check> {
+  return check('cache dir', 'set VMRUN_CACHE_DIR to a writable directory', () => {
+    const dir = cacheDir();
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.doctor-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+    return `${dir} is writable`;
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * The specs the host sends the agent (guest/agent/PROTOCOL.md), the same for a VM and for the
+ * agent under runc, except for what runc sets up itself in container mode (the root, the host
+ * name, read-only-ness, /etc/resolv.conf).
+ */
+import { AgentError } from '../../errors';
+import type { Image } from '../../image/layout';
+import type { RunSpec } from '../../run/spec';
+import { FrameType, terminalSize } from './frames';
+import type { AgentSession } from './session';
+
+/** Where the agent runs: PID 1 of a VM, or the first process of a runc container. */
+export type AgentHome = 'vm' | 'container';
+
+/** The image's ext4 disk in a VM. */
+const ROOTFS_DEVICE = 'vda';
+
+export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHome): void {
+  session.send(FrameType.Mode, 'run');
+  if (home === 'vm') session.send(FrameType.Rootfs, ROOTFS_DEVICE);
+  for (const arg of spec.argv) session.send(FrameType.Arg, arg);
+  for (const entry of spec.env) session.send(FrameType.Env, entry);
+  session.send(FrameType.Workdir, spec.workdir);
+  if (spec.user) session.send(FrameType.User, spec.user);
+  if (spec.tty) session.send(FrameType.Tty, terminalSize(spec.tty.rows, spec.tty.cols));
+  if (home === 'vm') {
+    session.send(FrameType.Hostname, spec.hostname);
+    if (spec.readOnly) session.send(FrameType.ReadOnly);
+    session.send(FrameType.Resolv, spec.resolvConf);
+  }
+  session.send(FrameType.End);
+}
+
+/**
+ * Asks for every layer of `image` to be unpacked, layer i (from 0) being the blob on device
+ * layerDevice(i) (a disk in a VM, a file runc mounts at /dev/<device> in a container); resolves
+ * with the guest's unpacking time in ms, when it said.
+ */
+export async function unpackLayers(session: AgentSession, image: Image, home: AgentHome): Promise<number | undefined> {
+  session.send(FrameType.Mode, 'unpack');
+  if (home === 'vm') session.send(FrameType.Rootfs, ROOTFS_DEVICE);
+  image.layers.forEach((layer, i) => {
+    session.send(FrameType.Layer, `${layerDevice(i)} ${layer.size} ${layer.compression} ${layer.diffId}`);
+  });
+  session.send(FrameType.End);
+  const code = await session.outcome;
+  if (code !== 0) throw new AgentError(`unpacking ${image.name} failed (agent exit ${code})`);
+  const { unpacking, unpacked } = session.phases;
+  return unpacking !== undefined && unpacked !== undefined ? (unpacked - unpacking) / 1e6 : undefined;
+}
+
+/** The device of layer i (from 0): vdb, vdc, ... (vda is the VM's image disk). */
+export function layerDevice(index: number): string {
+  return deviceName(index + 1);
+}
+
+/** Linux's name for the n-th virtio disk (0: vda). */
+export function deviceName(index: number): string {
+  let name = '';
+  for (let n = index + 1; n > 0; n = Math.floor((n - 1) / 26)) name = String.fromCharCode(97 + ((n - 1) % 26)) + name;
+  return `vd${name}`;
+}

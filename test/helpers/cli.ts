@@ -1,0 +1,49 @@
+/** Runs the built vmrun CLI (dist/src/cli/main.js) as a user would, and checks what it left behind. */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { layoutOf, type TestLayout } from './images';
+
+const root = path.join(__dirname, '..', '..');
+export const CLI = path.join(root, 'dist', 'src', 'cli', 'main.js');
+
+export interface CliOutcome {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface CliOptions {
+  stdin?: Buffer;
+  env?: NodeJS.ProcessEnv;
+  /** Called with each new piece of stdout and the child, e.g. to signal it. */
+  onStdout?: (soFar: string, child: ReturnType<typeof spawn>) => void;
+}
+
+export function vmrun(args: string[], options: CliOptions = {}): Promise<CliOutcome> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => {
+    out.push(b);
+    options.onStdout?.(Buffer.concat(out).toString(), child);
+  });
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stdin.on('error', () => {});
+  child.stdin.end(options.stdin);
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() })));
+}
+
+/** `oci:<layout>:<ref>` of a test layout. */
+export async function ociRef(name: TestLayout, ref = 'latest'): Promise<string> {
+  return `oci:${await layoutOf(name)}:${ref}`;
+}
+
+/** What runs leave behind if they clean up badly: mounts and files under `tmp`, runc containers of these names. */
+export function leftovers(tmp: string, names: string[] = []): string[] {
+  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(tmp));
+  const files = fs.existsSync(tmp) ? fs.readdirSync(tmp) : [];
+  const containers = names.filter((n) => fs.existsSync(path.join('/run/vmrun/runc', n)));
+  return [...mounts.map((m) => `mount: ${m}`), ...files.map((f) => `file: ${tmp}/${f}`), ...containers.map((c) => `container: ${c}`)];
+}

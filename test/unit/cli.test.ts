@@ -1,0 +1,117 @@
+// The command line's failures: each is one line `vmrun: ...` on stderr and docker's exit code,
+// and leaves no mount, temporary file or container behind. Runs on this host (no KVM needed);
+// the container cases need root and runc.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import t, { type Test } from 'tap';
+
+import { leftovers, ociRef, vmrun } from '../helpers/cli';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-cli-test-'));
+t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const env = { ...process.env, TMPDIR: tmp };
+const canContainer = process.getuid?.() === 0 && (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, 'runc')));
+const ONE_LINE = /^vmrun: [^\n]+\n$/;
+
+let runs = 0;
+/** A fresh runc name for each run, so that a container left behind is found. */
+const name = () => `vmrun-cli-test-${process.pid}-${++runs}`;
+
+async function fails(t: Test, args: string[], code: number, message: RegExp, options: { env?: NodeJS.ProcessEnv; names?: string[] } = {}) {
+  const o = await vmrun(args, { env: options.env ?? env });
+  t.equal(o.code, code, `exit ${code}`);
+  t.match(o.stderr, ONE_LINE, 'one line on stderr');
+  t.match(o.stderr, message);
+  t.equal(o.stdout.length, 0, 'nothing on stdout');
+  t.same(leftovers(tmp, options.names), [], 'nothing left behind');
+}
+
+t.test('an unknown flag is 125 with commander\'s message', (t) => fails(t, ['--bogus', 'x'], 125, /unknown option '--bogus'/));
+t.test('an unknown runtime is 125', (t) => fails(t, ['--runtime', 'bogus', 'x'], 125, /'bogus' is invalid. Allowed choices are vm, container/));
+t.test('a malformed -m is 125', async (t) => fails(t, ['-m', '12x', await ociRef('busybox')], 125, /invalid size "12x"/));
+t.test('a malformed --cpus and --timeout are 125', async (t) => {
+  await fails(t, ['--cpus', '-1', await ociRef('busybox')], 125, /invalid --cpus "-1"/);
+  await fails(t, ['--timeout', 'soon', await ociRef('busybox')], 125, /invalid --timeout "soon"/);
+});
+t.test('an image that is not there is 125', (t) => fails(t, ['oci:/nonexistent'], 125, /\/nonexistent is not an OCI image layout/));
+t.test('a registry image is 125 until the store is wired', (t) => fails(t, ['busybox'], 125, /registry images need the image store/));
+t.test('another platform is 125', async (t) => fails(t, ['--platform', 'linux/arm64', await ociRef('busybox')], 125, /platform linux\/arm64 cannot run here/));
+t.test('without IMAGE: 125', (t) => fails(t, [], 125, /missing required argument 'image'/));
+
+t.test('--kernel that is not a kernel: 125 and one line (KVM is checked first where there is none)', async (t) => {
+  await fails(t, ['--kernel', '/etc/passwd', await ociRef('busybox')], 125, /./);
+});
+
+t.test('--help and --version exit 0', async (t) => {
+  const help = await vmrun(['--help'], { env });
+  t.equal(help.code, 0);
+  t.match(help.stdout.toString(), /Usage: vmrun \[run\] \[OPTIONS\] IMAGE/);
+  const runHelp = await vmrun(['run', '--help'], { env });
+  t.match(runHelp.stdout.toString(), /--runtime <runtime>/);
+  const version = await vmrun(['--version'], { env });
+  t.equal(version.code, 0);
+  t.match(version.stdout.toString(), /^\d+\.\d+\.\d+\n$/);
+});
+
+t.test('vmrun version names node, the kernel, the agent and runc', async (t) => {
+  const o = await vmrun(['version'], { env });
+  t.equal(o.code, 0, o.stderr);
+  t.match(o.stdout.toString(), /^vmrun: .*\nnode: v\d+.*\nkernel: .*\nagent: agent-[0-9a-f]{16}\.cpio\nrunc: .*\n$/);
+});
+
+t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, async (t) => {
+  const image = await ociRef('busybox');
+
+  t.test('a command missing from the image is 127 with runc\'s message', async (t) => {
+    const n = name();
+    await fails(t, ['--runtime', 'container', '--name', n, image, 'no-such-command'], 127, /^vmrun: exec: "no-such-command": executable file not found in \$PATH\n$/, { names: [n] });
+  });
+
+  t.test('without runc on PATH: 125 and how to get it', async (t) => {
+    await fails(t, ['--runtime', 'container', image, 'true'], 125, /runc is not installed or not on PATH: apt-get install runc/, { env: { ...env, PATH: '/nonexistent' } });
+  });
+
+  t.test('an unknown user is 125 with runc\'s message', async (t) => {
+    const n = name();
+    await fails(t, ['--runtime', 'container', '--name', n, '-u', 'nosuchuser', image, 'id'], 125, /unable to find user nosuchuser: no matching entries in passwd file/, { names: [n] });
+  });
+
+  t.test('a run that works leaves nothing behind either', async (t) => {
+    const n = name();
+    const o = await vmrun(['--runtime', 'container', '--name', n, '-m', '64m', '--cpus', '0.5', image, 'sh', '-c', 'echo ok; exit 3'], { env });
+    t.equal(o.code, 3, o.stderr);
+    t.equal(o.stdout.toString(), 'ok\n');
+    t.equal(o.stderr, '');
+    t.same(leftovers(tmp, [n]), []);
+  });
+
+  t.test('--timeout: 124, and the container is gone', async (t) => {
+    const n = name();
+    const o = await vmrun(['--runtime', 'container', '--name', n, '--timeout', '1', image, 'sleep', '100'], { env });
+    t.equal(o.code, 124);
+    t.same(leftovers(tmp, [n]), []);
+  });
+
+  t.test('two runs of an image not yet unpacked: it is unpacked once, for both', async (t) => {
+    const cache = fs.mkdtempSync(path.join(tmp, 'cache-'));
+    t.teardown(() => fs.rmSync(cache, { recursive: true, force: true }));
+    const cacheEnv = { ...env, VMRUN_CACHE_DIR: cache };
+    const runs = await Promise.all(['a', 'b'].map((x) => vmrun(['--runtime', 'container', '--log-level', 'info', image, 'echo', x], { env: cacheEnv })));
+    t.same(runs.map((o) => o.stdout.toString()), ['a\n', 'b\n']);
+    t.equal(runs.filter((o) => o.stderr.includes('image unpacked')).length, 1, 'exactly one of them unpacked');
+    t.same(fs.readdirSync(path.join(cache, 'rootfs-dirs')).filter((f) => !f.endsWith('.lock')).length, 1, 'one directory, no temporary left');
+  });
+
+  t.test('two runs may not share a name', async (t) => {
+    const n = name();
+    const first = vmrun(['--runtime', 'container', '--name', n, image, 'sleep', '2'], { env });
+    await new Promise((r) => setTimeout(r, 700));
+    const second = await vmrun(['--runtime', 'container', '--name', n, image, 'true'], { env });
+    t.equal(second.code, 125);
+    t.equal(second.stderr, `vmrun: a container named ${n} already exists: choose another --name\n`);
+    t.equal((await first).code, 0, 'the first run was not disturbed');
+    t.same(leftovers(tmp, [n]), []);
+  });
+});
