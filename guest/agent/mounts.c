@@ -69,6 +69,7 @@ static const struct {
   const char *name, *target;
 } dev_links[] = {
     {"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+    {"core", "/proc/kcore"}, /* runc makes it too, so docker's containers have it */
 };
 
 int mount_container_filesystems(const char *root) {

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "run.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -26,7 +27,11 @@
 
 int unpack_mode(const struct spec *s, int control) {
   if (send_phase(control, "unpacking", boottime_ns()) != 0) return -1;
-  if (!s->container && mount_image(s->rootfs, UNPACK_ROOT, false) != 0) return -1;
+  if (!s->container) {
+    if (mount_image(s->rootfs, UNPACK_ROOT, false) != 0) return -1;
+    /* mkfs made it; an image's root has none (unless a layer brings one). */
+    if (rmdir(UNPACK_ROOT "/lost+found") != 0 && errno != ENOENT) return fail_errno("removing lost+found from the new disk");
+  }
   for (size_t i = 0; i < s->nlayers; i++) {
     char device[32];
     snprintf(device, sizeof device, "/dev/%s", s->layers[i].device);

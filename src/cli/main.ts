@@ -8,6 +8,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { VmrunError } from '../errors';
+import { registerImageCommands } from './image-commands';
+import { registerBenchCommand } from './bench-command';
 import { registerInfoCommands } from './info-commands';
 import { registerRunCommand } from './run-command';
 
@@ -29,7 +31,8 @@ const program = new Command('vmrun')
 
 registerRunCommand(program);
 registerInfoCommands(program);
-// Image commands (pull, images, rmi) register here.
+registerBenchCommand(program);
+registerImageCommands(program);
 
 program
   .command('boot')

@@ -20,7 +20,9 @@ export async function ensureCacheEntry<T>(entry: string, make: (temp: string) =>
     realpath: false,
     stale: 30_000,
     update: 5_000,
-    retries: { retries: 1_000_000, factor: 1.2, minTimeout: 50, maxTimeout: 1_000 },
+    // Up to an hour of waiting for another run's unpack (retry computes every delay up front,
+    // so the count stays modest).
+    retries: { retries: 3_600, factor: 1.2, minTimeout: 50, maxTimeout: 1_000 },
   });
   try {
     if (fs.existsSync(entry)) return {};  // another run made it while we waited

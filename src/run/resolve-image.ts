@@ -30,8 +30,9 @@ export function splitLayoutRef(text: string): { dir: string; name?: string } {
 }
 
 /** A registry image, from the store or pulled as `pull` says. */
-export async function resolveImage(ref: string, _options: ResolveOptions): Promise<Image> {
-  throw new ImageError(`cannot run ${ref}: registry images need the image store (not wired yet); give an OCI layout as oci:DIR[:REF]`);
+async function resolveImage(ref: string, options: ResolveOptions): Promise<Image> {
+  const { getImage } = await import('../image/store');
+  return getImage(ref, { pull: options.pull, platform: options.platform });
 }
 
 /** vmrun runs this host's platform only; saying another is an error, not a silent substitute. */

@@ -32,6 +32,8 @@ export interface AgentVmOptions {
 export interface HostTimings {
   /** The VMM has built the VM and started its vCPUs. */
   booted: number;
+  /** The guest's init (the agent) started: the VMM's boot timer. */
+  initStarted?: number;
   /** The agent called in. */
   agentConnected: number;
   /** The agent reported the outcome. */
@@ -78,6 +80,8 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
       }),
     ]);
     timings.agentConnected = since();
+    const initStarted = vm.bootTimer();
+    if (initStarted !== undefined) timings.initStarted = Math.round((initStarted - start) * 1000) / 1000;
     session = new AgentSession(control);
     const s = session;
     void ended.then((exit) => s.fail(new AgentError(`the VM ended (${describe(exit)}) before the agent reported an outcome; console: ${console()}`)));

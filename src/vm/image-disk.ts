@@ -20,7 +20,7 @@ import { unpackLayers } from './agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 
 /** Bump when the disk's format or the unpacker's output changes: old disks are then not reused. */
-const DISK_FORMAT = 'ext4-v1';
+const DISK_FORMAT = 'ext4-v2';
 /** The guest has one disk per layer, the image disk and room for virtio-rng and vsock. */
 export const MAX_LAYERS = 15;
 

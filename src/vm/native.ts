@@ -28,6 +28,8 @@ export interface NativeMachine {
   destroy(): void;
   takeConsole(): { output: number; input: number };
   memory(): { guestBytes: number; guestResidentBytes: number };
+  /** Host CLOCK_MONOTONIC ns of the guest's boot-timer write (its init starting), or null. */
+  bootTimer(): number | null;
 }
 
 export interface KvmProbe {
@@ -47,6 +49,8 @@ export interface NativeError extends Error {
 interface Addon {
   NativeMachine: new (config: NativeMachineConfig, onExit: (exit: NativeExit) => void) => NativeMachine;
   probe(): KvmProbe;
+  /** CLOCK_BOOTTIME minus CLOCK_MONOTONIC, in ns, on this host now. */
+  boottimeOffsetNs(): number;
 }
 
 let addon: Addon | undefined;

@@ -123,5 +123,5 @@ t.test('-t: a terminal of the default size when vmrun has none', async (t) => {
 t.test('--kernel that is not a kernel: 125 and one line', async (t) => {
   const o = await vmrun(['--kernel', '/etc/passwd', await ociRef('busybox')]);
   t.equal(o.code, 125);
-  t.match(o.stderr, /^vmrun: [^\n]*\n$/);
+  t.match(o.stderr, /^vmrun: [^\n]*\/etc\/passwd[^\n]*\n$/, 'the message names the file');
 });

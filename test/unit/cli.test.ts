@@ -8,9 +8,16 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 
 import { leftovers, ociRef, vmrun } from '../helpers/cli';
+import { layoutOf } from '../helpers/images';
+import { pushLayout, startRegistry } from '../helpers/registry';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-cli-test-'));
-t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+// Image stores live apart from `tmp`, where anything left is a leak.
+const stores = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-cli-stores-'));
+t.teardown(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(stores, { recursive: true, force: true });
+});
 const env = { ...process.env, TMPDIR: tmp };
 const canContainer = process.getuid?.() === 0 && (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, 'runc')));
 const ONE_LINE = /^vmrun: [^\n]+\n$/;
@@ -36,7 +43,23 @@ t.test('a malformed --cpus and --timeout are 125', async (t) => {
   await fails(t, ['--timeout', 'soon', await ociRef('busybox')], 125, /invalid --timeout "soon"/);
 });
 t.test('an image that is not there is 125', (t) => fails(t, ['oci:/nonexistent'], 125, /\/nonexistent is not an OCI image layout/));
-t.test('a registry image is 125 until the store is wired', (t) => fails(t, ['busybox'], 125, /registry images need the image store/));
+t.test('a registry image not in the store with --pull never is 125', (t) =>
+  fails(t, ['--pull', 'never', 'busybox'], 125, /image busybox not found locally: run vmrun pull busybox/, { env: { ...env, VMRUN_STORE_DIR: path.join(stores, 'empty') } }));
+
+t.test('an image from a registry is pulled on first use, then runs and is listed', { skip: !canContainer && 'needs root and runc' }, async (t) => {
+  const registry = await startRegistry();
+  t.teardown(() => registry.stop());
+  await pushLayout(registry, await layoutOf('busybox'), 'latest', 'tools/busybox:1.0');
+  const storeEnv = { ...env, VMRUN_STORE_DIR: path.join(stores, 'pulled'), DOCKER_CONFIG: path.join(stores, 'docker') };
+  const ref = `${registry.host}/tools/busybox:1.0`;
+  const o = await vmrun(['--runtime', 'container', ref, 'echo', 'from-the-registry'], { env: storeEnv });
+  t.equal(o.code, 0, o.stderr);
+  t.equal(o.stdout.toString(), 'from-the-registry\n');
+  const images = await vmrun(['images', '--format', 'json'], { env: storeEnv });
+  t.match(JSON.parse(images.stdout.toString().trim()), { repository: `${registry.host}/tools/busybox`, tag: '1.0' });
+  const offline = await vmrun(['--pull', 'never', '--runtime', 'container', ref, 'true'], { env: storeEnv });
+  t.equal(offline.code, 0, 'the second run needs no registry');
+});
 t.test('another platform is 125', async (t) => fails(t, ['--platform', 'linux/arm64', await ociRef('busybox')], 125, /platform linux\/arm64 cannot run here/));
 t.test('without IMAGE: 125', (t) => fails(t, [], 125, /missing required argument 'image'/));
 

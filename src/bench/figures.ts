@@ -1,0 +1,31 @@
+/** The figures a benchmark reports, what each means, and the per-run sample that holds them. */
+
+export const RUNTIME_LABELS = ['container', 'vmrun', 'qemu'] as const;
+export type RuntimeLabel = (typeof RUNTIME_LABELS)[number];
+
+export const FIGURES = {
+  firstInstructionMs: { label: 'to first instruction', unit: 'ms', meaning: 'asked to start -> the process execve()d (agent exec phase; VMs: anchored to the host by the boot timer)' },
+  exitMs: { label: 'to exit', unit: 'ms', meaning: 'asked to start -> the runtime returned, everything torn down' },
+  setupMs: { label: 'VMM set-up', unit: 'ms', meaning: 'asked to start -> Machine.boot returned (VM built, kernel loaded, vCPUs running)' },
+  kernelMs: { label: 'kernel to init', unit: 'ms', meaning: 'vCPUs running -> the agent (PID 1) wrote the boot timer' },
+  initMs: { label: 'to guest init', unit: 'ms', meaning: 'asked to start -> the guest\'s init started (vmrun: boot timer; QEMU: the agent\'s console line)' },
+  agentToExecMs: { label: 'agent to exec', unit: 'ms', meaning: 'init started -> the process execve()d' },
+  processMs: { label: 'process run', unit: 'ms', meaning: 'execve() -> the agent reported the exit' },
+  teardownMs: { label: 'teardown', unit: 'ms', meaning: 'the exit reported (QEMU: the agent\'s line) -> the VM freed (QEMU: its process exited)' },
+  vmmOverheadMiB: { label: 'VMM overhead', unit: 'MiB', meaning: 'VMM RSS minus touched guest RAM (vmrun: growth of this Node process\'s RSS over its pre-boot RSS)' },
+  guestTouchedMiB: { label: 'guest RAM touched', unit: 'MiB', meaning: 'guest RAM the host has backed with pages (vmrun: mincore; QEMU: its RAM mapping\'s RSS)' },
+  pssMiB: { label: 'PSS', unit: 'MiB', meaning: 'proportional set size of every host process of the run (runc + container processes; QEMU; vmrun: growth of this process)' },
+  cgroupMiB: { label: 'cgroup memory', unit: 'MiB', meaning: 'the container cgroup\'s peak usage (v1 max_usage_in_bytes, v2 memory.peak)' },
+  densityMiB: { label: 'density, per instance', unit: 'MiB', meaning: 'host MemAvailable drop / K with K idle instances (`sleep`) held at once' },
+} as const;
+export type FigureKey = keyof typeof FIGURES;
+export const FIGURE_KEYS = Object.keys(FIGURES) as FigureKey[];
+
+/** One run's figures; null is "not measured", never zero. */
+export type Sample = Record<Exclude<FigureKey, 'densityMiB'>, number | null> & { exitCode: number | null };
+
+export function emptySample(): Sample {
+  return Object.assign(Object.fromEntries(FIGURE_KEYS.filter((k) => k !== 'densityMiB').map((k) => [k, null])), { exitCode: null }) as Sample;
+}
+
+export const MIB = 2 ** 20;
