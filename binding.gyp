@@ -40,6 +40,7 @@
         "native/kvm/loader/initrd.cc",
         "native/kvm/loader/kernel.cc",
         "native/kvm/devices/bus.cc",
+        "native/kvm/devices/legacy/boot_timer.cc",
         "native/kvm/devices/legacy/i8042.cc",
         "native/kvm/devices/legacy/serial.cc",
         "native/kvm/devices/virtio/queue.cc",
@@ -65,6 +66,7 @@
       "sources": [
         "native/kvm/tests/main.cc",
         "native/kvm/tests/boot_info_test.cc",
+        "native/kvm/tests/boot_timer_test.cc",
         "native/kvm/tests/bus_test.cc",
         "native/kvm/tests/block_test.cc",
         "native/kvm/tests/cpuid_test.cc",
@@ -89,6 +91,7 @@
         "native/kvm/loader/initrd.cc",
         "native/kvm/loader/kernel.cc",
         "native/kvm/devices/bus.cc",
+        "native/kvm/devices/legacy/boot_timer.cc",
         "native/kvm/devices/legacy/i8042.cc",
         "native/kvm/devices/legacy/serial.cc",
         "native/kvm/devices/virtio/queue.cc",

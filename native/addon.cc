@@ -2,6 +2,8 @@
 // between JS values and the VMM's types; the VMM itself lives in native/kvm/.
 #include <napi.h>
 
+#include <time.h>
+
 #include <memory>
 
 #include "error.h"
@@ -67,7 +69,8 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
                         InstanceMethod<&NativeMachine::Stop>("stop"),
                         InstanceMethod<&NativeMachine::Destroy>("destroy"),
                         InstanceMethod<&NativeMachine::TakeConsole>("takeConsole"),
-                        InstanceMethod<&NativeMachine::Memory>("memory")});
+                        InstanceMethod<&NativeMachine::Memory>("memory"),
+                        InstanceMethod<&NativeMachine::BootTimer>("bootTimer")});
   }
 
   // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus, drives?, vsock?: { cid, path } },
@@ -152,18 +155,36 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
     return m;
   }
 
+  // Host CLOCK_MONOTONIC ns of the guest's boot-timer write, or null; kept after destroy().
+  Napi::Value BootTimer(const Napi::CallbackInfo& info) {
+    const uint64_t ns = machine_ ? machine_->BootTimerNs() : boot_timer_ns_;
+    return ns ? Napi::Number::New(info.Env(), static_cast<double>(ns)) : info.Env().Null();
+  }
+
   void Teardown() {
     if (!machine_) return;
     machine_->Stop();
     machine_->Join();
+    boot_timer_ns_ = machine_->BootTimerNs();
     machine_.reset();
     // Its exit, if any, is queued by now and still delivered; releasing lets Node's loop end.
     on_exit_.Release();
   }
 
   std::unique_ptr<vmm::Machine> machine_;
+  uint64_t boot_timer_ns_ = 0;
   Napi::ThreadSafeFunction on_exit_;
 };
+
+// CLOCK_BOOTTIME minus CLOCK_MONOTONIC, read back to back: converts the agent's PHASE stamps in a
+// container (the host's own CLOCK_BOOTTIME) to the monotonic clock Node's timers run on.
+Napi::Value BoottimeOffsetNs(const Napi::CallbackInfo& info) {
+  timespec mono, boot;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  const double ns = (boot.tv_sec - mono.tv_sec) * 1e9 + (boot.tv_nsec - mono.tv_nsec);
+  return Napi::Number::New(info.Env(), ns);
+}
 
 // probe() -> { usable, error?, apiVersion, maxVcpus, recommendedVcpus }
 Napi::Value Probe(const Napi::CallbackInfo& info) {
@@ -180,6 +201,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeMachine", NativeMachine::Define(env));
   exports.Set("probe", Napi::Function::New(env, Probe));
+  exports.Set("boottimeOffsetNs", Napi::Function::New(env, BoottimeOffsetNs));
   return exports;
 }
 

@@ -74,6 +74,7 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
         (void)!write(rx_space, &one, sizeof one);
       });
   pio_.Insert(devices::Serial::kCom1Base, devices::Serial::kSize, serial_);
+  pio_.Insert(devices::BootTimer::kPort, devices::BootTimer::kSize, boot_timer_);
   pio_.Insert(devices::I8042::kBase, devices::I8042::kSize, std::make_shared<devices::I8042>([this] {
                 Finish({MachineExit::Kind::kReset, "the guest reset the machine (i8042)"});
               }));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "devices/bus.h"
+#include "devices/legacy/boot_timer.h"
 #include "devices/legacy/serial.h"
 #include "devices/virtio/device.h"
 #include "event_loop.h"
@@ -80,6 +81,8 @@ class Machine {
 
   uint64_t GuestResidentBytes() const { return memory_->ResidentBytes(); }
   uint64_t GuestMemoryBytes() const { return memory_->size(); }
+  // Host CLOCK_MONOTONIC ns of the guest's first boot-timer write (its init starting); 0: none yet.
+  uint64_t BootTimerNs() const { return boot_timer_->FirstWriteNs(); }
 
  private:
   // Puts a virtio device on the next virtio-mmio slot: its page on the MMIO bus, its doorbells on
@@ -99,6 +102,7 @@ class Machine {
   devices::Bus pio_;
   devices::Bus mmio_;
   std::shared_ptr<devices::Serial> serial_;
+  std::shared_ptr<devices::BootTimer> boot_timer_ = std::make_shared<devices::BootTimer>();
   EventLoop event_loop_{[this](const std::string& what) {
     Finish({MachineExit::Kind::kError, "device thread: " + what});
   }};

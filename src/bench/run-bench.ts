@@ -53,13 +53,17 @@ export interface BenchReport {
 }
 
 const NO_VM = 'a container has no VM';
+export const BOOT_TIMER_MISSING = 'the guest never wrote the boot timer (the agent\'s ioperm needs CONFIG_X86_IOPL_IOPERM=y in the guest kernel)';
 const NOT_MEASURED: Record<RuntimeLabel, Partial<Record<FigureKey, string>>> = {
   container: {
     setupMs: NO_VM, kernelMs: NO_VM, initMs: NO_VM, agentToExecMs: NO_VM, processMs: NO_VM, teardownMs: NO_VM,
     vmmOverheadMiB: NO_VM, guestTouchedMiB: NO_VM,
     firstInstructionMs: 'the container runtime does not pass on the agent\'s exec phase',
   },
-  vmrun: { cgroupMiB: 'no cgroup: the VMM runs in this Node process' },
+  vmrun: {
+    cgroupMiB: 'no cgroup: the VMM runs in this Node process',
+    ...Object.fromEntries((['firstInstructionMs', 'kernelMs', 'initMs', 'agentToExecMs', 'processMs'] as const).map((k) => [k, BOOT_TIMER_MISSING])),
+  },
   qemu: Object.fromEntries([
     ...(['firstInstructionMs', 'exitMs', 'setupMs', 'kernelMs', 'agentToExecMs', 'processMs'] as const).map((k) => [k, 'QEMU\'s vhost-vsock cannot reach vmrun\'s agent host: the guest stops at the agent\'s start']),
     ['cgroupMiB', 'no cgroup'],

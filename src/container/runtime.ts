@@ -29,6 +29,8 @@ export interface ContainerRunResult {
   exitCode: number;
   /** How the image directory came to be: unpacked by this run, or from the cache. */
   rootfs: RootfsDir;
+  /** The agent's milestones in ms of CLOCK_BOOTTIME (`exec`, ...). */
+  guest: Record<string, number>;
 }
 
 export async function runInContainer(
@@ -52,7 +54,7 @@ export async function runInContainer(
         sendRunSpec(session, spec, 'container');
         onStart?.(processControl(session, stop));
         // Once the container is gone, nobody holds the other ends of the output streams: they end.
-        return { exitCode: await relayProcess(session, sockets!, stdio), rootfs };
+        return { exitCode: await relayProcess(session, sockets!, stdio), rootfs, guest: session.phasesMs() };
       });
     } finally {
       await overlay.unmount();

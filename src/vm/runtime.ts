@@ -50,7 +50,6 @@ export async function runInVm(
     const exitCode = await relayProcess(session, sockets, stdio, ended.then((exit: MachineExit) => {
       throw new AgentError(`the VM ended (${exit.kind}) before the process's output was complete`);
     }));
-    const guest = Object.fromEntries(Object.entries(session.phases).map(([k, ns]) => [k, ns / 1e6]));
-    return { exitCode, disk, host: timings, guest };
+    return { exitCode, disk, host: timings, guest: session.phasesMs() };
   });
 }

@@ -42,6 +42,11 @@ export class AgentSession {
     socket.on('close', () => lost(new AgentError('the guest agent closed its control connection before the process ended')));
   }
 
+  /** The milestones in milliseconds. */
+  phasesMs(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.phases).map(([k, ns]) => [k, ns / 1e6]));
+  }
+
   send(type: FrameType, payload?: Buffer | string): void {
     if (!this.socket.destroyed) this.socket.write(encodeFrame(type, payload));
   }
