@@ -15,7 +15,7 @@ packages=(
   umoci skopeo zstd                                # test images (OCI layouts) and their layers
   docker-registry openssl                          # a real registry on loopback for the pull tests
   runc                                             # the container runtime
-  qemu-system-x86                                  # the nested-KVM rig and the QEMU peer in bench/
+  qemu-system-x86 iproute2                         # the nested-KVM rig and the QEMU peer in bench/
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done

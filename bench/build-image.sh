@@ -7,11 +7,10 @@ die() { echo "build-image: $*" >&2; exit 1; }
 command -v umoci >/dev/null || die "umoci is missing: apt-get install umoci"
 for d in /usr/lib/python3.11 /usr/share/perl; do [ -d "$d" ] || die "$d is missing: apt-get install python3 perl"; done
 
-cache="${VMRUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmrun}/bench-images"
-key=$(sha256sum "$0" | cut -c1-16)
-out="$cache/stdlibs-$key"
-if [ -d "$out" ]; then echo "$out"; exit 0; fi
-mkdir -p "$cache"
+source "$(dirname "$0")/../images/cache.sh"
+cache=$(vmrun_cache bench-images)
+out="$cache/stdlibs-$(content_key <"$0")"
+exit_if_cached "$out"
 partial=$(mktemp -d "$cache/.stdlibs.XXXXXX")
 bundle=$(mktemp -d)
 trap 'rm -rf "$partial" "$bundle"' EXIT

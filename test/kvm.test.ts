@@ -10,7 +10,9 @@ import t from 'tap';
 const root = path.join(__dirname, '..');
 
 // Built here, on the host, where it is many times faster than inside the rig; cached for the rig.
-execFileSync('bash', [path.join(root, 'test', 'fixtures', 'build-images.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+for (const fixtures of ['build-images.sh', 'build-python.sh']) {
+  execFileSync('bash', [path.join(root, 'test', 'fixtures', fixtures)], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
 execFileSync('bash', [path.join(root, 'images', 'agent', 'build.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 t.spawn(

@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../../guest/agent" && pwd)
-cache="${VMRUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmrun}/agent"
+source "$here/../cache.sh"
 die() { echo "build-agent: $*" >&2; exit 1; }
 
 command -v gcc >/dev/null || die "gcc is missing: apt-get install build-essential"
@@ -44,14 +44,14 @@ if [ "${1:-}" = "--test" ]; then
 fi
 
 [ $# = 0 ] || [ "$1" = "--binary" ] || [ "$1" = "--path" ] || die "usage: build.sh [--binary | --path | --test]"
-key=$(cd "$src" && cat $(ls *.c *.h | LC_ALL=C sort) "$here/build.sh" | sha256sum | cut -c1-16)
+cache=$(vmrun_cache agent)
+key=$(cd "$src" && cat $(ls *.c *.h | LC_ALL=C sort) "$here/build.sh" | content_key)
 out="$cache/agent-$key.cpio"
 binary="$cache/agent-$key"
 print() { if [ "${1:-}" = "--binary" ]; then echo "$binary"; else echo "$out"; fi; }
 if [ "${1:-}" = "--path" ]; then echo "$out"; exit 0; fi
 if [ -f "$out" ] && [ -f "$binary" ]; then print "$@"; exit 0; fi
 
-mkdir -p "$cache"
 # Staged in $TMPDIR: the cache may sit on a filesystem without device nodes (9p in the rig).
 stage=$(mktemp -d)
 partial="$cache/.agent-$key.$$"

@@ -11,12 +11,12 @@ die() { echo "build-probe: $*" >&2; exit 1; }
 command -v cpio >/dev/null || die "cpio is missing: apt-get install cpio"
 command -v gcc >/dev/null || die "gcc is missing (for vsock_echo.c): apt-get install gcc libc6-dev"
 
-cache="${VMRUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmrun}/probe"
-key=$(cat "$here/init" "$here/vsock_echo.c" "$0" "$busybox" | sha256sum | cut -c1-16)
+source "$here/../cache.sh"
+cache=$(vmrun_cache probe)
+key=$(cat "$here/init" "$here/vsock_echo.c" "$0" "$busybox" | content_key)
 out="$cache/probe-$key.cpio.gz"
-if [ -f "$out" ]; then echo "$out"; exit 0; fi
+exit_if_cached "$out"
 
-mkdir -p "$cache"
 # Staged in $TMPDIR: the cache may sit on a filesystem without device nodes (9p in the rig).
 stage=$(mktemp -d)
 partial="$cache/.probe-$key.$$"

@@ -1,18 +1,11 @@
 // One behaviour, two runtimes: every case runs through the CLI in a microVM and in a runc
 // container, and the two must agree byte for byte on stdout, stderr and the exit code (which
 // must also be what docker gives).
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 
 import t, { type Test } from 'tap';
 
 import { ociRef, vmrun, type CliOptions, type CliOutcome } from '../helpers/cli';
-
-// The rig's init mounts no cgroups; runc needs them (a normal host has them mounted).
-if (!fs.existsSync('/sys/fs/cgroup/cgroup.controllers') && fs.readdirSync('/sys/fs/cgroup').length === 0) {
-  execFileSync('mount', ['-t', 'cgroup2', 'cgroup2', '/sys/fs/cgroup']);
-}
 
 type Expect = { code: number; stdout?: string | RegExp; stderr?: string | RegExp };
 

@@ -86,6 +86,10 @@ mapfile -d '' -t cwd <"$d/cwd"
 for kv in "${envv[@]}"; do export "$kv"; done
 cd -- "${cwd[0]}" || { echo "cannot cd to ${cwd[0]} inside the rig" >"$d/error"; exit 125; }
 unset OLDPWD
+# What a booted host has and the rig's init does not set up: loopback (local registries) and a
+# cgroup hierarchy (runc).
+ip link set lo up 2>/dev/null
+[ -n "$(ls -A /sys/fs/cgroup 2>/dev/null)" ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # exec, as on a KVM host: never a shell builtin or function of that name.
 (exec -- "${argv[@]}")
 echo $? >"$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc"

@@ -1,0 +1,36 @@
+// python:3.10 for real, through both runtimes: a Python image (Debian 12's python3.11, built
+// offline by test/fixtures/build-python.sh) is served as docker.io/library/python:3.10 by a
+// loopback registry that vmrun uses as its Docker Hub mirror, pulled on first use, and run in a
+// microVM and in a runc container, which must agree byte for byte.
+
+import t, { type Test } from 'tap';
+
+import { vmrun } from '../helpers/cli';
+import { pythonLayout } from '../helpers/images';
+import { freshStore, pushLayout, startRegistry } from '../helpers/registry';
+
+t.test('python:3.10 from a Docker Hub mirror runs the same in a VM and in a container', async (t) => {
+  const registry = await startRegistry();
+  t.teardown(() => registry.stop());
+  await pushLayout(registry, await pythonLayout(), 'latest', 'library/python:3.10');
+  freshStore(t);
+  const env = { ...process.env, VMRUN_REGISTRY_MIRRORS: `http://${registry.host}` };
+
+  /** Runs `python -c CODE` from python:3.10 on both runtimes; both must exit `code` with the same output. */
+  const both = async (t: Test, code: string, exitCode: number): Promise<string> => {
+    const args = ['python:3.10', 'python', '-c', code];
+    const vm = await vmrun(['--runtime', 'vm', ...args], { env });
+    const container = await vmrun(['--runtime', 'container', ...args], { env });
+    t.equal(vm.code, exitCode, `vm: exit code (stderr: ${vm.stderr.trim()})`);
+    t.equal(container.code, exitCode, `container: exit code (stderr: ${container.stderr.trim()})`);
+    t.equal(container.stderr, vm.stderr, 'same stderr');
+    t.ok(container.stdout.equals(vm.stdout), `same stdout (vm ${JSON.stringify(vm.stdout.toString())}, container ${JSON.stringify(container.stdout.toString())})`);
+    return vm.stdout.toString();
+  };
+
+  const version = await both(t, 'import sys; print(sys.version)', 0);
+  t.match(version, /^3\.11\./, 'Debian 12\'s python');
+  t.comment(`sys.version: ${version.trim()}`);
+  t.equal(await both(t, 'import json,sqlite3,ssl,zlib; print("ok")', 0), 'ok\n', 'the stdlib\'s extension modules load');
+  await both(t, 'import sys; sys.exit(7)', 7);
+});
