@@ -16,7 +16,7 @@ const LEFT = 110;
 const RIGHT = 40;
 const BAR = 26;
 const GAP = 14;
-const COLOURS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#b07aa1'];
+const COLOURS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#b07aa1', '#edc948', '#9c755f', '#ff9da7'];
 
 /** A bar's segments: label and median; the container's remainder after exec is one segment. */
 function breakdown(report: BenchReport, runtime: RuntimeLabel): { label: string; value: number }[] {
@@ -40,8 +40,10 @@ function breakdown(report: BenchReport, runtime: RuntimeLabel): { label: string;
 export function renderSvg(report: BenchReport): string {
   const runtimes = Object.keys(report.runtimes) as RuntimeLabel[];
   const bars = runtimes.map((r) => ({ runtime: r, segments: breakdown(report, r) }));
-  const memory = runtimes.map((r) => ({ runtime: r, value: report.runtimes[r]?.stats.densityMiB?.median ?? report.runtimes[r]?.stats.pssMiB?.median }));
+  // One figure for every bar: density where any runtime has it (a runtime without it shows as
+  // not measured), PSS otherwise.
   const memoryKey = runtimes.some((r) => report.runtimes[r]?.stats.densityMiB) ? 'densityMiB' : 'pssMiB';
+  const memory = runtimes.map((r) => ({ runtime: r, value: report.runtimes[r]?.stats[memoryKey]?.median }));
   const labels = [...new Set(bars.flatMap((b) => b.segments.map((s) => s.label)))];
   const colour = (label: string) => COLOURS[labels.indexOf(label) % COLOURS.length];
   const plot = WIDTH - LEFT - RIGHT;
@@ -73,9 +75,11 @@ export function renderSvg(report: BenchReport): string {
   y = axis(out, y, msScale, 'ms');
   let lx = LEFT;
   for (const label of labels) {
+    const width = 24 + label.length * 6.5;
+    if (lx + width > WIDTH) [lx, y] = [LEFT, y + 18];  // wrap the legend rather than clip it
     out.push(`<rect x="${lx}" y="${y}" width="12" height="12" fill="${colour(label)}"/>`);
     text(lx + 16, y + 10, label, ' font-size="11"');
-    lx += 24 + label.length * 6.5;
+    lx += width;
   }
   y += 40;
 
