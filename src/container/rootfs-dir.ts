@@ -14,6 +14,7 @@ import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
 import { ensureCacheEntry } from '../run/cache-entry';
+import { unpackTask, withStatusLine } from '../run/status-line';
 import { layerDevice, unpackLayers } from '../vm/agent/specs';
 import { withAgentContainer } from './agent-container';
 
@@ -35,7 +36,7 @@ export function rootfsDirPath(image: Image): string {
 /** The image's unpacked directory, made first if it is not cached. */
 export async function ensureRootfsDir(image: Image): Promise<RootfsDir> {
   const dir = rootfsDirPath(image);
-  const { made } = await ensureCacheEntry(dir, (temp) => unpackInto(image, temp));
+  const { made } = await ensureCacheEntry(dir, (temp) => withStatusLine(unpackTask(image), () => unpackInto(image, temp)));
   if (made) log.info({ image: image.name, dir, ...made }, 'image unpacked');
   return { path: dir, unpack: made };
 }

@@ -16,6 +16,7 @@ import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
 import { ensureCacheEntry } from '../run/cache-entry';
+import { unpackTask, withStatusLine } from '../run/status-line';
 import { unpackLayers } from './agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 
@@ -37,7 +38,7 @@ export function imageDiskPath(image: Image): string {
 /** The image's unpacked disk, made first if it is not cached. */
 export async function ensureImageDisk(image: Image, options: { kernel?: string } = {}): Promise<ImageDisk> {
   const disk = imageDiskPath(image);
-  const { made } = await ensureCacheEntry(disk, (temp) => unpackInto(image, temp, options.kernel));
+  const { made } = await ensureCacheEntry(disk, (temp) => withStatusLine(unpackTask(image), () => unpackInto(image, temp, options.kernel)));
   if (made) log.info({ image: image.name, disk, hostMs: made.hostMs, guestMs: made.guestMs }, 'image unpacked');
   return { path: disk, unpack: made };
 }
