@@ -121,10 +121,18 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
   static void DeliverExit(Napi::Env env, Napi::Function callback, vmm::MachineExit* exit) {
     std::unique_ptr<vmm::MachineExit> owned(exit);
     if (!env) return;  // the function is being torn down
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("kind", ExitKindName(exit->kind));
-    result.Set("detail", exit->detail);
-    callback.Call({result});
+    // Runs on the JS thread from libuv, outside any JS call: a C++ exception leaving it would
+    // terminate the process, so each becomes a JS exception (the CLI's last-resort handler).
+    try {
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("kind", ExitKindName(exit->kind));
+      result.Set("detail", exit->detail);
+      callback.Call({result});
+    } catch (const Napi::Error& e) {
+      e.ThrowAsJavaScriptException();
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, std::string("delivering the VM's exit failed: ") + e.what()).ThrowAsJavaScriptException();
+    }
   }
 
   void Start(const Napi::CallbackInfo& info) {

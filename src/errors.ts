@@ -58,3 +58,6 @@ export class InvalidReferenceError extends VmrunError {}
 
 /** A registry could not be reached, refused us, rate-limited us, or answered outside the protocol. */
 export class RegistryError extends VmrunError {}
+
+/** A lock between vmrun processes could not be taken, or was lost before the work under it was done. */
+export class LockError extends VmrunError {}

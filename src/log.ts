@@ -9,7 +9,11 @@ let format: LogFormat = 'json';
 /** pino's JSON lines, as they are or as one readable line each: `12:00:01.234 WARN msg key=value`. */
 const sink = {
   write(line: string): void {
-    fs.writeSync(2, format === 'json' ? line : pretty(line));
+    try {
+      fs.writeSync(2, format === 'json' ? line : pretty(line));
+    } catch {
+      // stderr is gone (a closed pipe) or full: a log line is not worth failing for
+    }
   },
 };
 

@@ -246,8 +246,15 @@ static void pump_read(struct relay *r, struct pump *p) {
 static void pump_write(struct relay *r, struct pump *p) {
   ssize_t n = write(p->dst, p->buf + p->off, p->len - p->off);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  if (n < 0) { /* the reader went away (EPIPE, reset): drop what is left */
+  if (n < 0) {
+    /* The reader went away (EPIPE, reset): drop what is left and close the writer's end too, so
+     * that the writer meets SIGPIPE or EPIPE as in a shell pipeline (a pty master is shared: it
+     * stays open and what it gives is discarded). */
     close_fd(r, &p->dst);
+    if (p->src != r->master) {
+      close_fd(r, &p->src);
+      p->src_done = true;
+    }
     p->off = p->len = 0;
     return;
   }

@@ -145,6 +145,7 @@ export async function writeChart(report: BenchReport, file: string): Promise<voi
       else if (err) reject(new VmrunError(`rsvg-convert failed: ${stderr.trim() || err.message}`));
       else resolve();
     });
-    child.stdin?.end(svg);
+    // rsvg-convert may be missing or end early; execFile's callback says so, not stdin.
+    child.stdin?.on('error', () => undefined).end(svg);
   });
 }

@@ -8,6 +8,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { VmrunError } from '../errors';
+import { log } from '../log';
+import { teardownAll } from '../teardown';
 import { registerImageCommands } from './image-commands';
 import { registerBenchCommand } from './bench-command';
 import { registerInfoCommands } from './info-commands';
@@ -66,11 +68,44 @@ program
     console.log(`${kernel.bzImage}\n${kernel.vmlinux}`);
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const { message, exitCode } = outcomeOf(err);
-  if (message) console.error(`vmrun: ${message}`);
-  process.exitCode = exitCode;
-});
+/** How long the work in progress gets to unwind after an internal error before vmrun exits anyway. */
+const UNWIND_MS = 15_000;
+let internalError = false;
+
+/**
+ * The last resort: an exception nothing caught or a rejection nobody handled is a bug of vmrun's.
+ * One line, then everything this process runs is stopped and unwinds through its own cleanup,
+ * and vmrun exits 125.
+ */
+function onInternalError(err: unknown): void {
+  if (internalError) return;
+  internalError = true;
+  process.exitCode = 125;
+  try {
+    log.debug({ err }, 'internal error');
+    console.error(`vmrun: internal error: ${firstLine(err)} (a bug in vmrun; --log-level debug shows where)`);
+  } finally {
+    teardownAll();
+    setTimeout(() => process.exit(125), UNWIND_MS).unref();
+  }
+}
+process.on('uncaughtException', onInternalError);
+process.on('unhandledRejection', onInternalError);
+// vmrun's own output going nowhere (a closed pipe) is no failure of the command; a run's relay
+// notices for itself (src/vm/agent/process.ts).
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+
+program
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    const { message, exitCode } = outcomeOf(err);
+    if (internalError) return;  // what failed after it is its consequence
+    if (message) console.error(`vmrun: ${message}`);
+    process.exitCode = exitCode;
+  })
+  .finally(() => {
+    if (internalError) process.exit(125);
+  });
 
 /** The one line and the exit code of whatever ended a command. */
 function outcomeOf(err: unknown): { message?: string; exitCode: number } {
@@ -79,6 +114,9 @@ function outcomeOf(err: unknown): { message?: string; exitCode: number } {
     if (err.exitCode === 0) return { exitCode: 0 };
     return { message: err.message.replace(/^error: /, ''), exitCode: 125 };
   }
-  const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-  return { message, exitCode: err instanceof VmrunError ? err.exitCode : 125 };
+  return { message: firstLine(err), exitCode: err instanceof VmrunError ? err.exitCode : 125 };
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0];
 }

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { ContainerError } from '../errors';
 import { ensureAgentBinary } from '../guest/agent';
 import { log } from '../log';
+import { onTeardown } from '../teardown';
 import type { ProcessSockets } from '../vm/agent/process';
 import { AgentSession } from '../vm/agent/session';
 import { bundleConfig, type BindMount, type ContainerLimits } from './bundle';
@@ -54,6 +55,7 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
   let child: ReturnType<typeof spawn> | undefined;
   let exited: Promise<void> | undefined;
   let session: AgentSession | undefined;
+  let unregister: (() => void) | undefined;
   try {
     // A copy of its own: what the container could reach through /proc/1/exe is this file alone.
     const init = path.join(bundle, 'init');
@@ -109,8 +111,10 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     const socket = (fd: number) => Promise.resolve(runcProcess.stdio[fd] as net.Socket);
     const sockets = options.stdio ? { stdin: socket(4), stdout: socket(5), stderr: socket(6) } : undefined;
     const stop = () => void runc(['kill', id, 'KILL']).catch(() => runcProcess.kill('SIGKILL'));
+    unregister = onTeardown(stop);
     return await body({ session: s, sockets, stop });
   } finally {
+    unregister?.();
     session?.close();
     if (child && exited) await reap(child, exited, id);
     for (const stream of child?.stdio ?? []) stream?.destroy();

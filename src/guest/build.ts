@@ -30,7 +30,10 @@ async function runOnce(name: string, what: string, args: string[]): Promise<stri
   const child = spawn('bash', [buildScript(name), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('close', resolve);
+    child.on('error', (err) => reject(new ImageBuildError(`building ${what} failed: cannot run bash (${err.message})`)));
+  });
   if (code !== 0) throw new ImageBuildError(`building ${what} failed (exit ${code}); see the messages above`);
   return stdout.trim().split('\n').pop() ?? '';
 }

@@ -70,8 +70,11 @@ export async function loadArchive(file: string, options: LoadOptions = {}): Prom
 async function extract(file: string, dir: string): Promise<Source & { files: Map<string, Extracted> }> {
   const source = { dir, files: new Map<string, Extracted>(), links: new Map<string, string>(), what: file };
   const extractor = tar.extract();
+  const gzip = (await sniffCompression(file)) === '+gzip';
   const input = fs.createReadStream(file);
-  const reading = (await sniffCompression(file)) === '+gzip' ? pipeline(input, zlib.createGunzip(), extractor) : pipeline(input, extractor);
+  const reading = gzip ? pipeline(input, zlib.createGunzip(), extractor) : pipeline(input, extractor);
+  // It may fail while an entry is being copied below; the loop then fails too, and says why.
+  reading.catch(() => undefined);
   try {
     for await (const entry of extractor) {
       const name = safeName(entry.header.name, file);
@@ -86,7 +89,6 @@ async function extract(file: string, dir: string): Promise<Source & { files: Map
     }
     await reading;
   } catch (err) {
-    reading.catch(() => undefined);
     if (err instanceof ImageError) throw err;
     throw new ImageError(`${file} is not a readable tar archive: ${(err as Error).message}`);
   }

@@ -12,9 +12,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import lockfile from 'proper-lockfile';
-
-import { ImageError } from '../errors';
+import { ImageError, LockError } from '../errors';
+import { isLocked, isLockFileName, lock, lockFile, withLock, type Lock } from '../lock';
 import { cacheDir } from '../paths';
 import { digestHex, sha256 } from './digest';
 import { descriptors, parseJsonObject, REF_NAME, type Descriptor } from './layout';
@@ -22,14 +21,6 @@ import { INDEX_TYPES, OCI_INDEX } from './media-types';
 
 /** The digest the reference resolved to in its registry (an index's, for multi-platform images). */
 export const REPO_DIGEST = 'io.vmrun.image.repo-digest';
-
-const LOCK_OPTIONS = {
-  realpath: false,
-  stale: 30_000,
-  update: 5_000,
-  // About an hour of waiting for another pull. (retry precomputes every timeout: a million take 0.1 s.)
-  retries: { retries: 3_600, factor: 1.2, minTimeout: 20, maxTimeout: 1_000 },
-};
 
 /** $VMRUN_STORE_DIR, else the store in vmrun's cache. */
 export function storeDir(): string {
@@ -65,20 +56,21 @@ export class ContentStore {
   }
 
   /** Waits until no one else is writing `digest`, then holds it. */
-  lockIngest(digest: string): Promise<Release> {
-    return lockfile.lock(this.ingestPath(digest), LOCK_OPTIONS);
+  async lockIngest(digest: string): Promise<Release> {
+    const held = await lock(this.ingestPath(digest), { what: `the download of ${digest}` });
+    return () => held.release();
   }
 
   /** A fresh folder under ingest/ (locked, so that prune leaves it alone) for staging a load. */
   async stagingDir(): Promise<{ dir: string; release: Release }> {
     const dir = path.join(this.dir, 'ingest', `load-${process.pid}-${randomBytes(6).toString('hex')}`);
     await fs.promises.mkdir(dir);
-    const unlock = await lockfile.lock(dir, LOCK_OPTIONS);
+    const held = await lock(dir);
     return {
       dir,
       release: async () => {
         await fs.promises.rm(dir, { recursive: true, force: true });
-        await unlock();
+        await held.release();
       },
     };
   }
@@ -104,9 +96,11 @@ export class ContentStore {
 
   /** Rewrites index.json with what `change` makes of its entries, under the index lock. */
   async updateIndex(change: (entries: Descriptor[]) => Descriptor[] | Promise<Descriptor[]>): Promise<void> {
-    await this.withIndexLock(async () => {
+    await this.withIndexLock(async (held) => {
       const before = fs.existsSync(path.join(this.dir, 'index.json')) ? await this.readIndex() : [];
       const after = await change(before);
+      // Another vmrun that took our lock for stale may have changed the index since we read it.
+      if (!(await held.held())) throw new LockError(`the image store's index (${this.dir}) was taken over by another vmrun while this one stalled; run the command again`);
       await this.writeFileAtomic('index.json', JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: after }));
     });
   }
@@ -129,13 +123,13 @@ export class ContentStore {
   /** Protects `digests` from prune until released; taken under the index lock so that a prune is either wholly before or after. */
   async lease(digests: string[]): Promise<Release> {
     const file = path.join(this.dir, 'leases', `${process.pid}-${randomBytes(6).toString('hex')}.json`);
-    const unlock = await this.withIndexLock(async () => {
+    const held = await this.withIndexLock(async () => {
       await fs.promises.writeFile(file, JSON.stringify(digests));
-      return lockfile.lock(file, LOCK_OPTIONS);
+      return lock(file);
     });
     return async () => {
       await fs.promises.rm(file, { force: true });
-      await unlock();
+      await held.release();
     };
   }
 
@@ -149,11 +143,12 @@ export class ContentStore {
       for (const entry of await this.readIndex()) await this.reach(entry, keep);
       for (const name of await fs.promises.readdir(path.join(this.dir, 'leases'))) {
         const file = path.join(this.dir, 'leases', name);
-        if (name.endsWith('.lock')) continue;
-        if (await lockfile.check(file, LOCK_OPTIONS)) {
+        if (!name.endsWith('.json')) continue;  // its lock, or a lease being written
+        if (await isLocked(file)) {
           for (const digest of JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[]) keep.add(digest);
         } else {
           await fs.promises.rm(file, { force: true });
+          await fs.promises.rm(lockFile(file), { force: true });  // its holder is gone
         }
       }
       let freed = 0;
@@ -165,7 +160,7 @@ export class ContentStore {
       const ingest = path.join(this.dir, 'ingest');
       for (const name of await fs.promises.readdir(ingest)) {
         const file = path.join(ingest, name);
-        if (name.endsWith('.lock') || (await lockfile.check(file, LOCK_OPTIONS))) continue;
+        if (isLockFileName(name) || (await isLocked(file))) continue;
         freed += await removeCounting(file);
       }
       return freed;
@@ -184,13 +179,8 @@ export class ContentStore {
     }
   }
 
-  private async withIndexLock<T>(work: () => Promise<T>): Promise<T> {
-    const release = await lockfile.lock(path.join(this.dir, 'index.json'), LOCK_OPTIONS);
-    try {
-      return await work();
-    } finally {
-      await release();
-    }
+  private withIndexLock<T>(work: (held: Lock) => Promise<T>): Promise<T> {
+    return withLock(path.join(this.dir, 'index.json'), { what: `the image store's index (${this.dir})` }, work);
   }
 
   /** Writes `relative` whole or not at all: a temp file beside it, renamed over it. */

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import lockfile from 'proper-lockfile';
+import { withLock } from '../lock';
 
 /**
  * Returns `entry` (a path) once it exists, calling `make(temp)` to fill a temporary path first
@@ -16,25 +16,18 @@ import lockfile from 'proper-lockfile';
 export async function ensureCacheEntry<T>(entry: string, make: (temp: string) => Promise<T>): Promise<{ made?: T }> {
   if (fs.existsSync(entry)) return {};
   fs.mkdirSync(path.dirname(entry), { recursive: true });
-  const release = await lockfile.lock(entry, {
-    realpath: false,
-    stale: 30_000,
-    update: 5_000,
-    // Up to an hour of waiting for another run's unpack (retry computes every delay up front,
-    // so the count stays modest).
-    retries: { retries: 3_600, factor: 1.2, minTimeout: 50, maxTimeout: 1_000 },
-  });
-  try {
+  return withLock(entry, { what: `the cache entry ${entry}` }, async (lock) => {
     if (fs.existsSync(entry)) return {};  // another run made it while we waited
     const temp = `${entry}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       const made = await make(temp);
+      // Ours is complete either way; but if a process that took our lock for stale has put
+      // its own in place meanwhile, that one may be in use already: keep it.
+      if (!(await lock.held()) && fs.existsSync(entry)) return {};
       fs.renameSync(temp, entry);
       return { made };
     } finally {
       fs.rmSync(temp, { recursive: true, force: true });
     }
-  } finally {
-    await release();
-  }
+  });
 }

@@ -11,6 +11,7 @@ import { AgentError } from '../errors';
 import { ensureAgentInitramfs } from '../guest/agent';
 import { ensureGuestKernel } from '../guest/kernel';
 import { log } from '../log';
+import { onTeardown } from '../teardown';
 import { AgentListener, AgentPort } from './agent/listener';
 import { AgentSession } from './agent/session';
 import { DEFAULT_CMDLINE, Machine, type MachineExit } from './machine';
@@ -59,6 +60,7 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
   let listener: AgentListener | undefined;
   let vm: Machine | undefined;
   let session: AgentSession | undefined;
+  let unregister: (() => void) | undefined;
   try {
     listener = await AgentListener.open(dir);
     vm = await Machine.boot({
@@ -70,6 +72,8 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
       drives: options.drives,
       vsock: { cid: GUEST_CID, socketPath: listener.socketPath },
     });
+    const booted = vm;
+    unregister = onTeardown(() => booted.kill());
     const timings: HostTimings = { booted: since(), agentConnected: 0 };
     const console = consoleTail(vm);
     const ended = vm.wait();
@@ -93,6 +97,7 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
     timings.torndown = since();
     return result;
   } finally {
+    unregister?.();
     session?.close();
     if (vm) {
       vm.kill();

@@ -92,7 +92,14 @@ export class Machine {
     let machine: Machine | undefined;
     let native: NativeMachine;
     try {
-      native = new NativeMachine(config, (exit) => machine?.onExit(exit));
+      // Called from the addon's exit callback: nothing may be thrown back into it.
+      native = new NativeMachine(config, (exit) => {
+        try {
+          machine?.onExit(exit);
+        } catch (err) {
+          machine?.resolveExit({ kind: 'error', detail: `freeing the VM failed: ${(err as Error).message}` });
+        }
+      });
     } catch (err) {
       throw translateError(err as NativeError);
     }

@@ -311,7 +311,7 @@ export function storeState(dir: string): StoreState {
   for (const name of fs.readdirSync(path.join(dir, 'ingest')).filter((n) => !n.endsWith('.lock'))) state.ingest.push({ name, size: fs.statSync(path.join(dir, 'ingest', name)).size });
   state.leftovers.push(...fs.readdirSync(path.join(dir, 'leases')));
   for (const name of fs.readdirSync(dir, { recursive: true }) as string[]) {
-    if (/\.(tmp|lock)$/.test(name)) state.leftovers.push(name);
+    if (/\.(tmp|lock)$|\.lock\./.test(name)) state.leftovers.push(name);
   }
   return state;
 }

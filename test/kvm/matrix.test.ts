@@ -118,3 +118,13 @@ t.test('--kernel that is not a kernel: 125 and one line', async (t) => {
   t.equal(o.code, 125);
   t.match(o.stderr, /^vmrun: [^\n]*\/etc\/passwd[^\n]*\n$/, 'the message names the file');
 });
+
+t.test('a reader of stdout that goes away: the process meets SIGPIPE, as in a shell pipeline', async (t) => {
+  const image = await ociRef('busybox');
+  for (const runtime of ['vm', 'container']) {
+    // Like `| head -c 1`: the first output read, then the pipe closed.
+    const o = await vmrun(['--runtime', runtime, image, 'yes'], { onStdout: (_, child) => child.stdout?.destroy() });
+    t.equal(o.code, 141, `${runtime}: yes was killed by SIGPIPE (stderr: ${o.stderr.trim()})`);
+    t.equal(o.stderr, '', `${runtime}: nothing said`);
+  }
+});

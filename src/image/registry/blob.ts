@@ -7,6 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ImageError, RegistryError, VmrunError } from '../../errors';
@@ -154,18 +155,25 @@ class Download {
       throw new ImageError(`${this.options.what}: blob ${this.d.digest} is ${this.offset + Number(length)} bytes in ${this.client.name}, its descriptor says ${this.d.size}; nothing was stored`);
     }
     const out = fs.createWriteStream(this.partial, { flags: 'a' });
+    // A failed write (a full disk) is noticed at the next chunk, and ends the download with it.
+    let writeError: Error | undefined;
+    out.on('error', (err) => (writeError ??= err));
+    const failed = () => new ImageError(`${this.options.what}: writing ${this.partial} failed: ${writeError?.message}`);
     try {
       for await (const chunk of res.body ?? []) {
+        if (writeError) throw failed();
         if (this.offset + chunk.length > this.d.size) throw new ImageError(`${this.options.what}: blob ${this.d.digest} is longer than the ${this.d.size} bytes its descriptor says; nothing was stored`);
         this.hash.update(chunk);
         this.offset += chunk.length;
-        if (!out.write(chunk)) await once(out, 'drain');
+        if (!out.write(chunk)) await once(out, 'drain').catch(() => undefined);  // an error rejects it: seen above
         this.options.onEvent?.({ state: 'downloading', done: this.offset });
       }
+      if (writeError) throw failed();
       if (this.offset < this.d.size) throw new Error(`the body ended at ${this.offset} bytes`);
     } finally {
       out.end();
-      await once(out, 'close');
+      await finished(out).catch(() => undefined);
     }
+    if (writeError) throw failed();
   }
 }

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
+import { log } from '../../log';
+
 export enum AgentPort {
   Control = 1024,
   Stdin = 1025,
@@ -36,6 +38,8 @@ export class AgentListener {
       server.on('connection', (socket) => {
         if (taken) return socket.destroy();
         taken = true;
+        // Until its reader attaches its own: a reset connection ends the stream like any other end.
+        socket.on('error', () => {});
         resolveSocket(socket);
       });
       listener.servers.set(port, server);
@@ -43,6 +47,8 @@ export class AgentListener {
         server.once('error', reject);
         server.listen(`${listener.socketPath}_${port}`, () => resolve());
       });
+      // A failed accept (out of descriptors) costs that connection only; the agent's absence is noticed elsewhere.
+      server.on('error', (err) => log.debug({ port, err: err.message }, 'agent listener error'));
     }
     return listener;
   }

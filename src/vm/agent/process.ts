@@ -57,8 +57,22 @@ function feedStdin(socket: net.Socket, stdin: Readable | null | undefined): () =
   };
 }
 
-/** Copies an output stream of the process to `out` with backpressure, until the agent ends it. */
+/**
+ * Copies an output stream of the process to `out` with backpressure, until the agent ends it.
+ * When `out` fails (vmrun's stdout is a pipe whose reader left, as in `vmrun IMAGE yes | head`),
+ * the connection is dropped: the agent then closes the process's end, and the process meets
+ * SIGPIPE or EPIPE as it would in a shell pipeline.
+ */
 function drain(socket: net.Socket, out: Writable): Promise<void> {
+  // A broken connection ends the stream like any other end: 'close' follows.
+  socket.on('error', () => {});
+  const readerGone = () => socket.destroy();
+  out.once('error', readerGone);
   socket.pipe(out, { end: false });
-  return new Promise((resolve) => socket.once('close', () => resolve()));
+  return new Promise((resolve) =>
+    socket.once('close', () => {
+      out.off('error', readerGone);
+      resolve();
+    }),
+  );
 }

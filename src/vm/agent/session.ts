@@ -37,7 +37,13 @@ export class AgentSession {
         this.fail(err as Error);
       }
     });
-    const lost = (err: AgentError) => (explainLoss ? void explainLoss(err).then((why) => this.fail(why)) : this.fail(err));
+    const lost = (err: AgentError) => {
+      if (!explainLoss) return this.fail(err);
+      explainLoss(err).then(
+        (why) => this.fail(why),
+        () => this.fail(err),
+      );
+    };
     socket.on('error', () => lost(new AgentError('the guest agent dropped its control connection')));
     socket.on('close', () => lost(new AgentError('the guest agent closed its control connection before the process ended')));
   }
