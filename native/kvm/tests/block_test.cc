@@ -149,3 +149,36 @@ TEST(block_malformed_requests_break_the_queue) {
   vmm_test::OfferChain(e.mem, kAvail, 8, 1, 0);
   CHECK_THROWS(blk.Process(0, e.queue, e.mem), QueueError, "header or status");
 }
+
+// Regression: a status descriptor of length 0 made the device write its status byte at
+// data[len - 1], about 4 GiB past guest RAM. Such a chain is refused before any device sees it.
+TEST(block_status_descriptor_of_length_zero_is_refused) {
+  Disk disk;
+  Block blk(disk.path, false);
+  Driver d;
+  d.Desc(0, kHeader, 16, kNext, 1);
+  d.Desc(1, kStatus, 0, kWrite, 0);
+  vmm_test::OfferChain(d.mem, kAvail, 8, 1, 0);
+  CHECK_THROWS(blk.Process(0, d.queue, d.mem), QueueError, "zero-length");
+}
+
+// The status byte is the last byte of the chain wherever the guest puts it: in a buffer of its
+// own, or at the end of the data buffer.
+TEST(block_status_byte_at_the_end_of_a_data_buffer) {
+  Disk disk;
+  Block blk(disk.path, true);
+  Driver d;
+  uint8_t header[16] = {};  // IN, sector 1
+  header[8] = 1;
+  d.mem.Write(kHeader, header, 16, "header");
+  d.mem.Write(kData, std::string(513, 'x').data(), 513, "data");
+  d.Desc(0, kHeader, 16, kNext, 1);
+  d.Desc(1, kData, 513, kWrite, 0);
+  vmm_test::OfferChain(d.mem, kAvail, 8, 1, 0);
+  blk.Process(0, d.queue, d.mem);
+  CHECK_EQ(d.Data(10), std::string("sector-one"));
+  CHECK_EQ(static_cast<int>(d.mem.Slice(kData + 512, 1)[0]), 0);  // OK
+  uint32_t used_len;
+  std::memcpy(&used_len, d.mem.Slice(kUsed + 8, 4), 4);
+  CHECK_EQ(used_len, 513u);
+}

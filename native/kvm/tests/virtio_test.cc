@@ -239,3 +239,49 @@ TEST(mmio_hostile_driver) {
     CHECK_EQ(x.In(0x070), 0u);
   }
 }
+
+// Regression (a guest rewriting Status): clearing DEVICE_NEEDS_RESET, or any bit, without a reset
+// used to be taken, so a queue found broken ran again; then a size of 0 reached `% size`.
+TEST(mmio_status_bits_clear_only_by_reset) {
+  Transport x;
+  x.BringUp(64 * kMiB);  // a queue outside RAM: NEEDS_RESET at DRIVER_OK
+  CHECK(x.In(0x070) & 64);
+  x.Out(0x70, 15);  // DRIVER_OK again, without NEEDS_RESET
+  CHECK(x.In(0x070) & 64);
+  x.Out(0x70, 11);  // DRIVER_OK cleared, to reconfigure the queue
+  CHECK(x.In(0x070) & 64);
+  x.Out(0x30, 0);
+  x.Out(0x38, 0);  // refused: the device still runs (and still needs a reset)
+  x.t.ProcessQueue(0);
+  CHECK(x.In(0x070) & 64);
+  x.Out(0x70, 0);  // a reset is the way out
+  CHECK_EQ(x.In(0x070), 0u);
+  x.BringUp();
+  CHECK_EQ(x.In(0x070), 15u);
+}
+
+// Regression: the queue's size is checked where it is used, so no order of register writes can
+// bring a size of 0 to the ring arithmetic (it divided by zero).
+TEST(queue_size_checked_at_every_use) {
+  Ring r;
+  r.queue.size = 0;
+  CHECK_THROWS(r.queue.Pop(r.mem), QueueError, "size");
+  CHECK_THROWS(r.queue.AddUsed(r.mem, 0, 0), QueueError, "size");
+  r.queue.size = 512;  // above its maximum
+  CHECK_THROWS(r.queue.Pop(r.mem), QueueError, "size");
+  r.queue.size = kSize;
+  CHECK(!r.queue.Pop(r.mem).has_value());
+}
+
+// Zero-length descriptors carry nothing and are refused, whichever part of a chain they are in.
+TEST(queue_refuses_zero_length_descriptors) {
+  Ring r;
+  r.Desc(0, kData, 16, kNext, 1);
+  r.Desc(1, kData + 16, 0, kWrite);
+  r.Offer(0);
+  CHECK_THROWS(r.queue.Pop(r.mem), QueueError, "zero-length");
+  Ring s;
+  s.Desc(0, 64 * kMiB, 0, 0);  // empty, and just past the end of RAM
+  s.Offer(0);
+  CHECK_THROWS(s.queue.Pop(s.mem), QueueError, "zero-length");
+}

@@ -587,3 +587,20 @@ TEST(vsock_host_connect_refused_or_garbled_closes_the_client) {
     close(client);
   }
 }
+
+// Regression: a killed connection stayed queued for the rx queue, so a guest that connects and
+// resets in a loop, never giving rx buffers, grew the host's memory without bound.
+TEST(vsock_connect_reset_loop_without_rx_buffers_holds_nothing) {
+  Guest g;
+  int listener = Listen(g.base + "_1024");
+  for (int i = 0; i < 300; ++i) {
+    g.Send(g.Make(kOpRequest));  // its RESPONSE waits for an rx buffer
+    int host = Accept(listener);
+    close(host);
+    g.Send(g.Make(kOpRst));
+  }
+  CHECK_EQ(g.dev.waiting_for_rx(), size_t{0});
+  g.ProvideRx(4);
+  CHECK(g.Pump().empty());  // nothing owed to connections that are gone
+  close(listener);
+}

@@ -108,6 +108,13 @@ void MmioTransport::SetStatus(uint32_t status) {
     Reset();
     return;
   }
+  // The driver sets bits one at a time and clears them only by a reset (2.1.2); a write that
+  // clears one (DEVICE_NEEDS_RESET above all, whatever the guest writes) is refused, and breaks
+  // the device until it is reset.
+  if (status_ & ~status) {
+    MarkBroken();
+    return;
+  }
   // FEATURES_OK sticks only for features we offered (3.1.1), VERSION_1 among them.
   const uint64_t offered = device_->features() | kFeatureVersion1;
   if ((status & kStatusFeaturesOk) && !(status_ & kStatusFeaturesOk) &&

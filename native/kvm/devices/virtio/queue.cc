@@ -22,8 +22,10 @@ uint16_t LoadAcquire(const uint8_t* p) { return __atomic_load_n(reinterpret_cast
 void StoreRelease(uint8_t* p, uint16_t v) { __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELEASE); }
 }  // namespace
 
+bool Queue::SizeIsValid() const { return size != 0 && size <= max_size_ && (size & (size - 1)) == 0; }
+
 bool Queue::IsValid(const GuestMemory& memory) const {
-  return size != 0 && size <= max_size_ && (size & (size - 1)) == 0 && desc_addr % 16 == 0 && avail_addr % 2 == 0 &&
+  return SizeIsValid() && desc_addr % 16 == 0 && avail_addr % 2 == 0 &&
          used_addr % 4 == 0 && memory.Slice(desc_addr, DescTableBytes(size)) &&
          memory.Slice(avail_addr, AvailRingBytes(size)) && memory.Slice(used_addr, UsedRingBytes(size));
 }
@@ -36,6 +38,9 @@ void Queue::Reset() {
 }
 
 std::optional<DescriptorChain> Queue::Pop(const GuestMemory& memory) {
+  // Checked at every use, not only at DRIVER_OK: whatever the order of register writes, a size
+  // that is not one never reaches the arithmetic below.
+  if (!SizeIsValid()) throw QueueError("virtqueue size is not a power of two within its maximum");
   uint8_t* avail = memory.Slice(avail_addr, AvailRingBytes(size));
   uint8_t* table = memory.Slice(desc_addr, DescTableBytes(size));
   if (!avail || !table) throw QueueError("virtqueue rings are outside guest memory");
@@ -57,6 +62,8 @@ std::optional<DescriptorChain> Queue::Pop(const GuestMemory& memory) {
     Descriptor d;
     std::memcpy(&d, table + 16 * uint64_t{index}, sizeof d);
     if (d.flags & kDescIndirect) throw QueueError("indirect descriptor, which was not negotiated");
+    // An empty buffer carries nothing; refusing it means no device ever sees a buffer of length 0.
+    if (d.len == 0) throw QueueError("zero-length descriptor");
     uint8_t* data = memory.Slice(d.addr, d.len);
     if (!data) throw QueueError("descriptor buffer is outside guest memory");
     if (d.flags & kDescWrite) {
@@ -72,6 +79,7 @@ std::optional<DescriptorChain> Queue::Pop(const GuestMemory& memory) {
 }
 
 void Queue::AddUsed(const GuestMemory& memory, uint16_t head, uint32_t written) {
+  if (!SizeIsValid()) throw QueueError("virtqueue size is not a power of two within its maximum");
   uint8_t* used = memory.Slice(used_addr, UsedRingBytes(size));
   if (!used) throw QueueError("virtqueue used ring is outside guest memory");
   const uint32_t element[2] = {head, written};  // struct virtq_used_elem { le32 id; le32 len; }

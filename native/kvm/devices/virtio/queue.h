@@ -19,7 +19,8 @@ class QueueError : public VmmError {
   using VmmError::VmmError;
 };
 
-// One buffer of a chain, already translated to host memory and bounds-checked.
+// One buffer of a chain, already translated to host memory and bounds-checked; never empty.
+// Devices reach it only through descriptor_utils' Reader and Writer.
 struct Buffer {
   uint8_t* data;
   uint32_t len;
@@ -47,9 +48,11 @@ class Queue {
   // Whether the configuration is usable: a power-of-two size within max_size and three aligned
   // rings wholly inside guest RAM.
   bool IsValid(const GuestMemory& memory) const;
+  bool SizeIsValid() const;
   void Reset();
 
-  // The next chain the driver made available, or nothing. Throws QueueError on a malformed ring.
+  // The next chain the driver made available, or nothing. Throws QueueError on a malformed ring
+  // or a size that is not valid now.
   std::optional<DescriptorChain> Pop(const GuestMemory& memory);
   // Returns chain `head` to the driver, `written` bytes of it filled.
   void AddUsed(const GuestMemory& memory, uint16_t head, uint32_t written);

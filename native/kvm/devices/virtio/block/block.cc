@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "devices/virtio/descriptor_utils.h"
 #include "error.h"
 
 namespace vmm::devices::virtio {
@@ -20,26 +21,26 @@ constexpr uint64_t kFeatureFlush = 1 << 9;
 constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8;
 constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupported = 2;
 constexpr uint32_t kIdBytes = 20;
-constexpr uint32_t kHeaderBytes = 16;  // le32 type, le32 reserved, le64 sector
 
-// Copies between the disk and a list of guest buffers at `offset`; false on any I/O error.
+// struct virtio_blk_outhdr.
+struct RequestHeader {
+  uint32_t type;
+  uint32_t reserved;
+  uint64_t sector;
+};
+
+// Runs `op(iov, offset)` over `iovs` until each is done; false on any I/O error or a short count.
 template <typename Op>
-bool Transfer(const std::vector<Buffer>& buffers, uint64_t offset, Op op) {
-  for (const Buffer& b : buffers) {
-    for (uint32_t done = 0; done < b.len;) {
-      ssize_t n = op(b.data + done, b.len - done, offset);
+bool Transfer(const std::vector<iovec>& iovs, uint64_t offset, Op op) {
+  for (const iovec& v : iovs) {
+    for (size_t done = 0; done < v.iov_len;) {
+      ssize_t n = op(static_cast<uint8_t*>(v.iov_base) + done, v.iov_len - done, offset);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
       done += n, offset += n;
     }
   }
   return true;
-}
-
-uint64_t TotalLength(const std::vector<Buffer>& buffers) {
-  uint64_t total = 0;
-  for (const Buffer& b : buffers) total += b.len;
-  return total;
 }
 }  // namespace
 
@@ -74,32 +75,23 @@ bool Block::Process(uint16_t, Queue& queue, const GuestMemory& memory) {
   while (auto chain = queue.Pop(memory)) {
     // A request is a header the device reads and a status byte it writes last; without them
     // there is no request to answer, and the queue is broken.
-    if (chain->readable.empty() || chain->readable[0].len < kHeaderBytes || chain->writable.empty()) {
+    Reader request(*chain);
+    Writer data(*chain), status;
+    RequestHeader header;
+    if (!request.ReadObject(header) || !data.SplitTail(1, status)) {
       throw QueueError("virtio-blk request without its header or status byte");
     }
-    uint32_t type;
-    uint64_t sector;
-    std::memcpy(&type, chain->readable[0].data, sizeof type);
-    std::memcpy(&sector, chain->readable[0].data + 8, sizeof sector);
-    uint32_t written = 0;
-    const uint8_t status = Execute(*chain, type, sector, written);
-    const Buffer& status_buffer = chain->writable.back();
-    status_buffer.data[status_buffer.len - 1] = status;
-    queue.AddUsed(memory, chain->head, written + 1);
+    const uint8_t code = Execute(header.type, header.sector, request, data);
+    status.WriteObject(code);
+    // The data bytes given to the guest, then the status byte.
+    const uint64_t given = code == kStatusOk ? data.consumed() : 0;
+    queue.AddUsed(memory, chain->head, static_cast<uint32_t>(std::min<uint64_t>(given, UINT32_MAX - 1)) + 1);
     used = true;
   }
   return used;
 }
 
-uint8_t Block::Execute(const DescriptorChain& chain, uint32_t type, uint64_t sector, uint32_t& written) {
-  // Data buffers: what follows the header (OUT) or precedes the status byte (IN, GET_ID).
-  std::vector<Buffer> in_data(chain.writable.begin(), chain.writable.end() - 1);
-  if (chain.writable.back().len > 1) in_data.push_back({chain.writable.back().data, chain.writable.back().len - 1});
-  std::vector<Buffer> out_data(chain.readable.begin() + 1, chain.readable.end());
-  if (chain.readable[0].len > kHeaderBytes) {
-    out_data.insert(out_data.begin(), {chain.readable[0].data + kHeaderBytes, chain.readable[0].len - kHeaderBytes});
-  }
-
+uint8_t Block::Execute(uint32_t type, uint64_t sector, Reader& request, Writer& data) {
   const uint64_t disk_bytes = capacity_sectors() * kSectorSize;
   auto in_range = [&](uint64_t len) {
     return sector <= capacity_sectors() && len <= disk_bytes - sector * kSectorSize;
@@ -108,7 +100,7 @@ uint8_t Block::Execute(const DescriptorChain& chain, uint32_t type, uint64_t sec
   const uint64_t file_bytes = size_bytes_;
   switch (type) {
     case kTypeIn: {
-      const uint64_t len = TotalLength(in_data);
+      const uint64_t len = data.available();
       if (!in_range(len)) return kStatusIoErr;
       // Past the end of the file, inside its last partial sector, the disk reads as zeros.
       auto read = [fd, file_bytes](uint8_t* p, size_t n, uint64_t off) -> ssize_t {
@@ -116,24 +108,23 @@ uint8_t Block::Execute(const DescriptorChain& chain, uint32_t type, uint64_t sec
         std::memset(p, 0, n);
         return static_cast<ssize_t>(n);
       };
-      if (!Transfer(in_data, sector * kSectorSize, read)) return kStatusIoErr;
-      written = static_cast<uint32_t>(std::min<uint64_t>(len, UINT32_MAX - 1));
-      return kStatusOk;
+      return Transfer(data.Take(len), sector * kSectorSize, read) ? kStatusOk : kStatusIoErr;
     }
     case kTypeOut: {
-      if (read_only_ || !in_range(TotalLength(out_data))) return kStatusIoErr;
-      return Transfer(out_data, sector * kSectorSize, [fd](uint8_t* p, size_t n, uint64_t off) { return pwrite(fd, p, n, off); })
-                 ? kStatusOk
-                 : kStatusIoErr;
+      const uint64_t len = request.available();
+      if (read_only_ || !in_range(len)) return kStatusIoErr;
+      auto write = [fd](uint8_t* p, size_t n, uint64_t off) { return pwrite(fd, p, n, off); };
+      return Transfer(request.Take(len), sector * kSectorSize, write) ? kStatusOk : kStatusIoErr;
     }
     case kTypeFlush:
       return read_only_ || fdatasync(fd) == 0 ? kStatusOk : kStatusIoErr;
     case kTypeGetId: {
-      if (in_data.empty()) return kStatusIoErr;
-      const uint32_t n = std::min<uint32_t>(in_data[0].len, kIdBytes);
-      std::memset(in_data[0].data, 0, n);
-      std::memcpy(in_data[0].data, id_.data(), std::min<size_t>(id_.size(), n));
-      written = n;
+      char id[kIdBytes] = {};
+      std::memcpy(id, id_.data(), std::min<size_t>(id_.size(), kIdBytes));
+      // As Linux does: a buffer shorter than 20 bytes gets what fits.
+      const uint64_t n = std::min<uint64_t>(data.available(), kIdBytes);
+      if (n == 0) return kStatusIoErr;
+      data.WriteExact(id, n);
       return kStatusOk;
     }
     default:

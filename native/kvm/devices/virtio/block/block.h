@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "devices/virtio/descriptor_utils.h"
 #include "devices/virtio/device.h"
 #include "fd.h"
 
@@ -27,8 +28,9 @@ class Block : public VirtioDevice {
 
  private:
   static constexpr uint64_t kSectorSize = 512;
-  // Runs one request and returns its status byte; `written` counts data bytes given to the guest.
-  uint8_t Execute(const DescriptorChain& chain, uint32_t type, uint64_t sector, uint32_t& written);
+  // Runs one request (its data after the header in `request`, or room for data before the status
+  // byte in `data`) and returns its status byte.
+  uint8_t Execute(uint32_t type, uint64_t sector, Reader& request, Writer& data);
 
   Fd fd_;
   bool read_only_;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "devices/virtio/descriptor_utils.h"
 #include "error.h"
 
 namespace vmm::devices::virtio {
@@ -24,12 +25,10 @@ void FillRandom(uint8_t* data, uint32_t len) {
 bool Rng::Process(uint16_t, Queue& queue, const GuestMemory& memory) {
   bool used = false;
   while (auto chain = queue.Pop(memory)) {
-    uint64_t written = 0;
-    for (const Buffer& b : chain->writable) {
-      FillRandom(b.data, b.len);
-      written += b.len;
-    }
-    queue.AddUsed(memory, chain->head, static_cast<uint32_t>(std::min<uint64_t>(written, UINT32_MAX)));
+    Writer entropy(*chain);
+    const uint64_t len = entropy.available();
+    for (const iovec& v : entropy.Take(len)) FillRandom(static_cast<uint8_t*>(v.iov_base), static_cast<uint32_t>(v.iov_len));
+    queue.AddUsed(memory, chain->head, static_cast<uint32_t>(std::min<uint64_t>(len, UINT32_MAX)));
     used = true;
   }
   return used;

@@ -142,36 +142,35 @@ Header Connection::MakeHeader(uint16_t op, uint32_t len, uint32_t flags) {
   return h;
 }
 
-uint32_t Connection::Emit(const std::vector<Buffer>& buffers, const Header& h) {
-  WriteHeader(buffers, h);
+uint32_t Connection::Emit(Writer& header, const Header& h) {
+  WriteHeader(header, h);
   // Every header tells the guest our buf_alloc and fwd_cnt: no separate update is owed now.
   fwd_cnt_sent_ = h.fwd_cnt;
   credit_update_pending_ = false;
   return kHeaderSize + h.len;
 }
 
-uint32_t Connection::FillRx(const std::vector<Buffer>& buffers) {
+uint32_t Connection::FillRx(Writer& header, Writer& payload) {
   if (request_pending_) {
     request_pending_ = false;
-    return Emit(buffers, MakeHeader(kOpRequest));
+    return Emit(header, MakeHeader(kOpRequest));
   }
   if (response_pending_) {
     response_pending_ = false;
-    return Emit(buffers, MakeHeader(kOpResponse));
+    return Emit(header, MakeHeader(kOpResponse));
   }
   if (host_readable_ && CanReadHost()) {
-    const uint64_t room = TotalLength(buffers) - kHeaderSize;
-    const uint32_t max = static_cast<uint32_t>(std::min<uint64_t>({room, PeerCredit(), kMaxPayload}));
-    const std::vector<iovec> data = Span(buffers, kHeaderSize, max);
+    const uint32_t max = static_cast<uint32_t>(std::min<uint64_t>({payload.available(), PeerCredit(), kMaxPayload}));
+    const std::vector<iovec> data = payload.Take(max);
     const ssize_t n = readv(fd(), data.data(), data.size());
     if (n > 0) {
       rx_cnt_ += n;
-      return Emit(buffers, MakeHeader(kOpRw, static_cast<uint32_t>(n)));
+      return Emit(header, MakeHeader(kOpRw, static_cast<uint32_t>(n)));
     }
     if (n == 0) {  // end of file: after the last byte, as the socket delivers them in order
       host_eof_ = true;
       host_readable_ = false;
-      return Emit(buffers, MakeHeader(kOpShutdown, 0, kShutdownSend));
+      return Emit(header, MakeHeader(kOpShutdown, 0, kShutdownSend));
     }
     if (WouldBlock(errno)) {
       host_readable_ = false;
@@ -180,7 +179,7 @@ uint32_t Connection::FillRx(const std::vector<Buffer>& buffers) {
       return 0;
     }
   }
-  if (credit_update_pending_) return Emit(buffers, MakeHeader(kOpCreditUpdate));
+  if (credit_update_pending_) return Emit(header, MakeHeader(kOpCreditUpdate));
   return 0;
 }
 

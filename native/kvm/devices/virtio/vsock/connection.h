@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "devices/virtio/queue.h"
 #include "devices/virtio/vsock/packet.h"
 #include "fd.h"
 
@@ -53,9 +52,10 @@ class Connection {
   // Epoll said the host socket has something to read (data, end of file or an error).
   void SetHostReadable() { host_readable_ = true; }
 
-  // Writes the connection's next packet for the guest into `buffers` (the writable part of an rx
-  // chain, at least a header long) and returns its length: 0 when there is nothing to send now.
-  uint32_t FillRx(const std::vector<Buffer>& buffers);
+  // Writes the connection's next packet for the guest, its header into `header` (44 bytes) and
+  // its payload into `payload` (at least a byte), and returns its length: 0 when there is nothing
+  // to send now.
+  uint32_t FillRx(Writer& header, Writer& payload);
   bool HasRxWork() const;
   // The epoll events to watch on the socket now; 0 when there is nothing to wait for.
   uint32_t WantedEvents(bool rx_starved) const;
@@ -68,7 +68,7 @@ class Connection {
   bool CanReadHost() const;
   uint32_t PeerCredit() const;
   Header MakeHeader(uint16_t op, uint32_t len = 0, uint32_t flags = 0);
-  uint32_t Emit(const std::vector<Buffer>& buffers, const Header& h);
+  uint32_t Emit(Writer& header, const Header& h);
 
   Fd socket_;
   uint64_t guest_cid_;

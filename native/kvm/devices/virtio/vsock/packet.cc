@@ -1,6 +1,5 @@
 #include "devices/virtio/vsock/packet.h"
 
-#include <algorithm>
 #include <cstring>
 
 namespace vmm::devices::virtio::vsock {
@@ -51,53 +50,17 @@ Header DecodeHeader(const uint8_t in[kHeaderSize]) {
   return h;
 }
 
-std::vector<iovec> Span(const std::vector<Buffer>& buffers, uint64_t offset, uint64_t len) {
-  std::vector<iovec> out;
-  for (const Buffer& b : buffers) {
-    if (len == 0) break;
-    if (offset >= b.len) {
-      offset -= b.len;
-      continue;
-    }
-    const uint64_t n = std::min<uint64_t>(b.len - offset, len);
-    out.push_back({b.data + offset, static_cast<size_t>(n)});
-    len -= n;
-    offset = 0;
-  }
-  return out;
-}
-
-uint64_t TotalLength(const std::vector<Buffer>& buffers) {
-  uint64_t total = 0;
-  for (const Buffer& b : buffers) total += b.len;
-  return total;
-}
-
-bool ReadHeader(const std::vector<Buffer>& buffers, Header& h) {
+bool ReadHeader(Reader& packet, Header& h) {
   uint8_t raw[kHeaderSize];
-  size_t done = 0;
-  for (const iovec& v : Span(buffers, 0, kHeaderSize)) {
-    std::memcpy(raw + done, v.iov_base, v.iov_len);
-    done += v.iov_len;
-  }
-  if (done != kHeaderSize) return false;
+  if (!packet.ReadExact(raw, kHeaderSize)) return false;
   h = DecodeHeader(raw);
   return true;
 }
 
-bool WriteHeader(const std::vector<Buffer>& buffers, const Header& h) {
+bool WriteHeader(Writer& packet, const Header& h) {
   uint8_t raw[kHeaderSize];
   EncodeHeader(h, raw);
-  const std::vector<iovec> span = Span(buffers, 0, kHeaderSize);
-  size_t total = 0;
-  for (const iovec& v : span) total += v.iov_len;
-  if (total != kHeaderSize) return false;
-  size_t done = 0;
-  for (const iovec& v : span) {
-    std::memcpy(v.iov_base, raw + done, v.iov_len);
-    done += v.iov_len;
-  }
-  return true;
+  return packet.WriteExact(raw, kHeaderSize);
 }
 
 }  // namespace vmm::devices::virtio::vsock

@@ -1,6 +1,6 @@
 // virtio-vsock packets (virtio 1.2, 5.10.6): the 44-byte header every packet starts with, its ops
-// and flags, and the scatter/gather copies between a header and the guest buffers of a chain,
-// where the guest may split it across descriptors however it likes.
+// and flags, and the copies between a header and the guest buffers of a chain, where the guest
+// may split it across descriptors however it likes.
 #pragma once
 
 #include <sys/uio.h>
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "devices/virtio/queue.h"
+#include "devices/virtio/descriptor_utils.h"
 
 namespace vmm::devices::virtio::vsock {
 
@@ -49,12 +49,8 @@ Header StreamHeader(uint16_t op, uint64_t src_cid, uint32_t src_port, uint64_t d
 void EncodeHeader(const Header& h, uint8_t out[kHeaderSize]);
 Header DecodeHeader(const uint8_t in[kHeaderSize]);
 
-// The bytes [offset, offset + len) of `buffers` taken as one stream, as iovecs; fewer bytes when
-// the buffers end first.
-std::vector<iovec> Span(const std::vector<Buffer>& buffers, uint64_t offset, uint64_t len);
-uint64_t TotalLength(const std::vector<Buffer>& buffers);
-// Copies between a header and the start of `buffers`; false when they hold fewer than 44 bytes.
-bool ReadHeader(const std::vector<Buffer>& buffers, Header& h);
-bool WriteHeader(const std::vector<Buffer>& buffers, const Header& h);
+// Copies a header out of a packet's first 44 bytes, or into them; false when there are fewer.
+bool ReadHeader(Reader& packet, Header& h);
+bool WriteHeader(Writer& packet, const Header& h);
 
 }  // namespace vmm::devices::virtio::vsock

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -42,7 +43,7 @@ std::optional<uint32_t> ParseConnectLine(const std::string& line) {
 // could never carry data, and a guest could make us spin on it.
 void CheckRxChain(const DescriptorChain& chain) {
   if (!chain.readable.empty()) throw QueueError("virtio-vsock rx chain with a device-readable buffer");
-  if (TotalLength(chain.writable) <= kHeaderSize) throw QueueError("virtio-vsock rx buffer too small for a packet");
+  if (Writer(chain).available() <= kHeaderSize) throw QueueError("virtio-vsock rx buffer too small for a packet");
 }
 }  // namespace
 
@@ -124,20 +125,21 @@ bool Vsock::ProcessRx(Queue& queue, const GuestMemory& memory) {
       }
       CheckRxChain(*chain);
     }
+    // The packet's header, and the room for its payload after it (CheckRxChain: at least a byte).
+    Writer header(*chain), payload;
+    header.SplitAt(kHeaderSize, payload);
     uint32_t written = 0;
     if (!control_.empty()) {
-      WriteHeader(chain->writable, control_.front());
+      WriteHeader(header, control_.front());
       control_.pop_front();
       written = kHeaderSize;
     } else {
       const Key key = ready_.front();
       ready_.pop_front();
-      auto it = connections_.find(key);
-      if (scheduled_.erase(key) && it != connections_.end()) {
-        Connection& c = *it->second;
-        written = c.FillRx(chain->writable);
-        Settle(c);
-      }
+      scheduled_.erase(key);
+      Connection& c = *connections_.at(key);  // Kill takes a key off ready_ with its connection
+      written = c.FillRx(header, payload);
+      Settle(c);
     }
     if (written == 0) {
       spare_rx_ = std::move(chain);
@@ -153,13 +155,12 @@ bool Vsock::ProcessTx(Queue& queue, const GuestMemory& memory) {
   bool used = false;
   while (auto chain = queue.Pop(memory)) {
     if (!chain->writable.empty()) throw QueueError("virtio-vsock tx chain with a device-writable buffer");
+    Reader packet(*chain);
     Header h;
-    if (!ReadHeader(chain->readable, h)) throw QueueError("virtio-vsock packet shorter than its header");
+    if (!ReadHeader(packet, h)) throw QueueError("virtio-vsock packet shorter than its header");
     if (h.len > kMaxPayload) throw QueueError("virtio-vsock packet len above 64 KiB");
-    if (TotalLength(chain->readable) - kHeaderSize != h.len) {
-      throw QueueError("virtio-vsock packet len does not match its buffers");
-    }
-    OnGuestPacket(h, Span(chain->readable, kHeaderSize, h.len));
+    if (packet.available() != h.len) throw QueueError("virtio-vsock packet len does not match its buffers");
+    OnGuestPacket(h, packet.Take(h.len));
     queue.AddUsed(memory, chain->head, 0);
     used = true;
   }
@@ -339,7 +340,9 @@ void Vsock::Kill(Connection& c, bool send_rst) {
   if (send_rst) QueueRst(key.first, key.second);
   Watch(c.fd(), 0);
   by_fd_.erase(c.fd());
-  scheduled_.erase(key);
+  // Nothing of a dead connection may stay queued: a guest that connects and resets in a loop,
+  // giving no rx buffers, would grow ready_ without end.
+  if (scheduled_.erase(key)) ready_.erase(std::find(ready_.begin(), ready_.end(), key));
   connections_.erase(key);  // closes the socket; the host side sees end of file
 }
 

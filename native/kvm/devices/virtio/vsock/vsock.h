@@ -53,6 +53,11 @@ class Vsock : public VirtioDevice {
   // while there is something to handle.
   bool OnHostEvents();
   int host_events_fd() const { return epoll_.get(); }
+  // Connections waiting for rx buffers to send the guest a packet: at most kMaxConnections.
+  size_t waiting_for_rx() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ready_.size();
+  }
 
  private:
   using Key = std::pair<uint32_t, uint32_t>;  // (host port, guest port)
@@ -91,8 +96,8 @@ class Vsock : public VirtioDevice {
   std::unordered_map<int, uint32_t> watched_;  // fd -> the events epoll_ watches for
   std::map<int, HostClient> host_clients_;
   std::deque<Header> control_;  // RSTs of connections that are gone, or never were
-  std::deque<Key> ready_;       // connections with a packet for the guest, in turn
-  std::set<Key> scheduled_;     // the keys in ready_ that are current
+  std::deque<Key> ready_;       // live connections with a packet for the guest, in turn
+  std::set<Key> scheduled_;     // the keys in ready_
   std::optional<DescriptorChain> spare_rx_;  // popped, then found nothing to carry
   bool rx_starved_ = false;  // the guest gave no rx buffers: host sockets are not read
   static constexpr uint32_t kFirstHostPort = 1u << 30;  // Firecracker's ephemeral range
