@@ -54,7 +54,10 @@ export function terminalSize(rows: number, cols: number): Buffer {
   return b;
 }
 
-/** Splits a byte stream into frames; throws AgentError on a length out of range. */
+/**
+ * Splits a byte stream into frames; throws AgentError on a length out of range. Chunks are joined
+ * only once a whole frame has arrived, so a frame sent a byte at a time costs linear time.
+ */
 export class FrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -63,18 +66,29 @@ export class FrameReader {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.pendingBytes < 4) break;
-      const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-      this.pending = [data];
-      const length = data.readUInt32LE(0);
+    while (this.pendingBytes >= 4) {
+      const length = this.peekLength();
       if (length < 1 || length > MAX_FRAME_BYTES) throw new AgentError(`the guest agent sent a frame of ${length} bytes; the limit is ${MAX_FRAME_BYTES}`);
-      if (data.length < 4 + length) break;
+      if (this.pendingBytes < 4 + length) break;
+      const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
       frames.push({ type: data[4], payload: data.subarray(5, 4 + length) });
       const rest = data.subarray(4 + length);
       this.pending = rest.length ? [rest] : [];
       this.pendingBytes = rest.length;
     }
     return frames;
+  }
+
+  /** The little-endian u32 that starts the pending bytes, however they are split into chunks. */
+  private peekLength(): number {
+    const first = this.pending[0];
+    if (first.length >= 4) return first.readUInt32LE(0);
+    const head = Buffer.alloc(4);
+    let filled = 0;
+    for (const chunk of this.pending) {
+      filled += chunk.copy(head, filled, 0, Math.min(chunk.length, 4 - filled));
+      if (filled === 4) break;
+    }
+    return head.readUInt32LE(0);
   }
 }
