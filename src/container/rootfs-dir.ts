@@ -1,7 +1,7 @@
 /**
  * The unpacked-image cache of the container runtime: one directory per stack of layers (keyed by
- * its ChainID), the lower layer of every container of the image. The layers are unpacked by the
- * agent, the same unpacker as in a VM, inside a container of its own (no network, its own
+ * the digests of its blobs with their diff_ids: unpackKey), the lower layer of every container of
+ * the image. The layers are unpacked by the agent, the same unpacker as in a VM, inside a container of its own (no network, its own
  * namespaces) that sees the layer blobs read-only as /dev/vdb... and the new directory as its
  * unpack root; the host never parses a layer.
  */
@@ -30,7 +30,7 @@ export interface RootfsDir {
 }
 
 export function rootfsDirPath(image: Image): string {
-  return path.join(cacheDir(), 'rootfs-dirs', `${digestHex(image.chainId, 'chain id')}-${DIR_FORMAT}`);
+  return path.join(cacheDir(), 'rootfs-dirs', `${digestHex(image.unpackKey, 'unpack key')}-${DIR_FORMAT}`);
 }
 
 /** The image's unpacked directory, made first if it is not cached. */

@@ -34,3 +34,13 @@ export function chainId(diffIds: string[]): string {
   for (const diffId of diffIds.slice(1)) chain = sha256(`${chain} ${diffId}`);
   return chain;
 }
+
+/**
+ * The key of an unpacked stack of layers in vmrun's caches: each layer's distributed digest
+ * (which the host verifies before unpacking) beside its diff_id (which the unpacker verifies).
+ * The ChainID alone names what an image claims; an image that claims another's diff_ids has
+ * other blobs, so it can never be served the other's unpacked root.
+ */
+export function unpackKey(layers: { digest: string; diffId: string }[]): string {
+  return sha256(layers.map((l) => `${l.digest} ${l.diffId}\n`).join(''));
+}

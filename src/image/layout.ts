@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { ImageError } from '../errors';
 import { parseImageConfig, type ImageConfig } from './config';
-import { chainId, digestHex, sha256, sha256File } from './digest';
+import { chainId, digestHex, sha256, sha256File, unpackKey } from './digest';
 import { INDEX_TYPES, MANIFEST_TYPES, layerCompression, type Compression } from './media-types';
 
 /** Manifests, indexes and configs above this size are refused rather than read into memory. */
@@ -40,8 +40,10 @@ export interface Image {
   manifestDigest: string;
   config: ImageConfig;
   layers: Layer[];
-  /** Names the stack of layers unpacked: the key of the unpacked-disk cache. */
+  /** The OCI ChainID: names the stack of layers the image claims. */
   chainId: string;
+  /** The key of its unpacked root in the caches: digests the host and the unpacker both verify. */
+  unpackKey: string;
 }
 
 /** The Go names of this host's OS and architecture, which image platforms use. */
@@ -123,7 +125,7 @@ async function imageFrom(dir: string, name: string, manifest: { digest: string; 
     if (stat.size !== d.size) throw new ImageError(`${name}: layer ${i + 1} blob ${d.digest} is ${stat.size} bytes, the manifest says ${d.size}`);
     layers.push({ path: file, digest: d.digest, size: d.size, compression, diffId: config.diffIds[i] });
   }
-  return { name, manifestDigest: manifest.digest, config, layers, chainId: chainId(config.diffIds) };
+  return { name, manifestDigest: manifest.digest, config, layers, chainId: chainId(config.diffIds), unpackKey: unpackKey(layers) };
 }
 
 /** Checks every layer blob against its digest (streaming); throws ImageError naming the first bad one. */

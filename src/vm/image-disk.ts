@@ -1,6 +1,7 @@
 /**
- * The unpacked-image cache: one ext4 disk per stack of layers (keyed by its ChainID), made by an
- * agent VM that unpacks the layers into an empty filesystem. The host never parses a layer: it
+ * The unpacked-image cache: one ext4 disk per stack of layers (keyed by the digests of its blobs
+ * with their diff_ids: unpackKey), made by an agent VM that unpacks the layers into an empty
+ * filesystem. The host never parses a layer: it
  * hashes the blobs, hands them to the guest as read-only disks and keeps the result only when the
  * agent reports success. Disks are written under a temporary name and renamed into place, under
  * a lock, so concurrent runs of one image unpack it once and nobody sees a half-made disk.
@@ -32,7 +33,7 @@ export interface ImageDisk {
 }
 
 export function imageDiskPath(image: Image): string {
-  return path.join(cacheDir(), 'rootfs', `${digestHex(image.chainId, 'chain id')}-${DISK_FORMAT}.img`);
+  return path.join(cacheDir(), 'rootfs', `${digestHex(image.unpackKey, 'unpack key')}-${DISK_FORMAT}.img`);
 }
 
 /** The image's unpacked disk, made first if it is not cached. */

@@ -19,7 +19,8 @@ export type TestLayout =
   | 'hostile-symlink'
   | 'hostile-hardlink'
   | 'corrupt-blob'
-  | 'bad-diffid';
+  | 'bad-diffid'
+  | 'impostor';
 
 const builds = new Map<string, Promise<string>>();
 

@@ -127,6 +127,19 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
     t.same(fs.readdirSync(path.join(cache, 'rootfs-dirs')).filter((f) => !f.endsWith('.lock')).length, 1, 'one directory, no temporary left');
   });
 
+  t.test('an image that claims another\'s diff_ids with blobs of its own is not served its cached root', async (t) => {
+    const cache = fs.mkdtempSync(path.join(tmp, 'cache-'));
+    t.teardown(() => fs.rmSync(cache, { recursive: true, force: true }));
+    const cacheEnv = { ...env, VMRUN_CACHE_DIR: cache };
+    const real = await vmrun(['--runtime', 'container', image, 'true'], { env: cacheEnv });
+    t.equal(real.code, 0, real.stderr);
+    // Keyed by the ChainID alone, this would find busybox's directory and run in it.
+    const impostor = await vmrun(['--runtime', 'container', await ociRef('impostor'), 'true'], { env: cacheEnv });
+    t.equal(impostor.code, 125);
+    t.match(impostor.stderr, /^vmrun: [^\n]*diff_id[^\n]*\n$/, 'its own unpack refuses it, in one line');
+    t.equal(fs.readdirSync(path.join(cache, 'rootfs-dirs')).length, 1, 'only busybox\'s directory is cached');
+  });
+
   t.test('two runs may not share a name', async (t) => {
     const n = name();
     const first = vmrun(['--runtime', 'container', '--name', n, image, 'sleep', '2'], { env });
