@@ -190,8 +190,9 @@ void Machine::Stop() {
 }
 
 void Machine::Join() {
-  for (auto& t : threads_) {
-    if (t.joinable()) t.join();
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    if (threads_[i].joinable()) threads_[i].join();
+    vcpus_[i]->ForgetThread();  // ~Machine's Stop() kicks every vCPU: never a joined thread
   }
   event_loop_.Stop();
   console_out_write_.Reset();  // the host's reader now sees end of file

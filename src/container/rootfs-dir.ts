@@ -1,8 +1,8 @@
 /**
  * The unpacked-image cache of the container runtime: one directory per stack of layers (keyed by
  * the digests of its blobs with their diff_ids: unpackKey), the lower layer of every container of
- * the image. The layers are unpacked by the agent, the same unpacker as in a VM, inside a container of its own (no network, its own
- * namespaces) that sees the layer blobs read-only as /dev/vdb... and the new directory as its
+ * the image. The layers are unpacked by the agent, the same unpacker as in a VM, inside a
+ * container of its own (no network, its own namespaces) that sees the layer blobs read-only as /dev/vdb... and the new directory as its
  * unpack root; the host never parses a layer.
  */
 import fs from 'node:fs';

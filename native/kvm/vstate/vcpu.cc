@@ -95,6 +95,7 @@ void Vcpu::PrepareThreadSignals() {
 void Vcpu::Kick() {
   // immediate_exit covers the window before the thread enters KVM_RUN; the signal, the time inside it.
   __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  std::lock_guard<std::mutex> lock(thread_mutex_);
   if (has_thread_) pthread_kill(thread_, KickSignal());
 }
 

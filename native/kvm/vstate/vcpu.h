@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,16 @@ class Vcpu {
 
   // Makes a running Run() return soon: from any thread, once the vCPU thread is recorded.
   void Kick();
-  void SetThread(pthread_t thread) { thread_ = thread; has_thread_ = true; }
+  void SetThread(pthread_t thread) {
+    std::lock_guard<std::mutex> lock(thread_mutex_);
+    thread_ = thread;
+    has_thread_ = true;
+  }
+  // The thread was joined: its id may now name another thread, which must never be signalled.
+  void ForgetThread() {
+    std::lock_guard<std::mutex> lock(thread_mutex_);
+    has_thread_ = false;
+  }
 
   // Blocks every signal on the calling (vCPU) thread except the one Kick() sends.
   static void PrepareThreadSignals();
@@ -57,8 +67,9 @@ class Vcpu {
   Fd fd_;
   kvm_run* run_ = nullptr;
   size_t run_size_ = 0;
+  std::mutex thread_mutex_;  // Kick (any thread) against SetThread and ForgetThread
   pthread_t thread_{};
-  std::atomic<bool> has_thread_{false};
+  bool has_thread_ = false;
 };
 
 }  // namespace vmm
