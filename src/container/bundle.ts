@@ -1,8 +1,10 @@
 /**
  * The OCI runtime config (runtime-spec config.md) of a vmrun container, as runc reads it from
- * config.json: the namespaces, filesystems and limits of docker's defaults, no network (like a
- * vmrun VM), and the agent as its first process.
+ * config.json: the namespaces, filesystems, limits and seccomp profile of docker's defaults, no
+ * network (like a vmrun VM), and the agent as its first process.
  */
+import { PIDS_LIMIT, seccompProfile } from './seccomp';
+
 
 /** A file or directory of the host, bind-mounted into the container. */
 export interface BindMount {
@@ -39,10 +41,11 @@ const CAPABILITIES = [
 
 const CFS_PERIOD_US = 100_000;
 
-/** runc's defaults (`runc spec`), which docker's match. */
+/** What current docker masks (moby oci/defaults.go): runc's defaults, powercap and interrupts. */
 const MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
+  '/proc/acpi', '/proc/asound', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
+  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/sys/devices/virtual/powercap',
 ];
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
@@ -57,7 +60,7 @@ const STANDARD_MOUNTS = [
 ];
 
 export function bundleConfig(c: BundleConfig): object {
-  const resources: Record<string, unknown> = { devices: [{ allow: false, access: 'rwm' }] };
+  const resources: Record<string, unknown> = { devices: [{ allow: false, access: 'rwm' }], pids: { limit: PIDS_LIMIT } };
   if (c.limits?.memoryBytes !== undefined) resources.memory = { limit: c.limits.memoryBytes, swap: c.limits.memoryBytes };
   if (c.limits?.cpus !== undefined) resources.cpu = { quota: Math.round(c.limits.cpus * CFS_PERIOD_US), period: CFS_PERIOD_US };
   return {
@@ -84,6 +87,7 @@ export function bundleConfig(c: BundleConfig): object {
       namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup'].map((type) => ({ type })),
       resources,
       cgroupsPath: c.cgroupsPath,
+      seccomp: seccompProfile(),
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
     },

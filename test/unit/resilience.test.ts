@@ -60,13 +60,14 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
       return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
     };
     const aDone = output(a);
-    const locks = () => (fs.existsSync(dirs) ? fs.readdirSync(dirs).filter((f) => f.endsWith('.lock')) : []);
-    await until(() => locks().length === 1, 60_000, 'the first run takes the lock');
+    const named = (suffix: string) => (fs.existsSync(dirs) ? fs.readdirSync(dirs).filter((f) => f.endsWith(suffix)) : []);
+    const locks = () => named('.lock');
+    await until(() => locks().length === 1 && named('.tmp').length === 1, 60_000, 'the first run takes the lock and starts its unpack');
     t.equal(JSON.parse(fs.readFileSync(path.join(dirs, locks()[0]), 'utf8')).pid, a.pid, 'the first run holds it');
     a.kill('SIGSTOP');
     const b = vmrun(['--runtime', 'container', '--log-level', 'info', image, 'echo', 'b'], { env: raceEnv });
     await new Promise((r) => setTimeout(r, 3000));
-    t.same(fs.readdirSync(dirs).filter((f) => f.endsWith('.tmp')).length, 1, 'the second run did not start an unpack of its own');
+    t.same(named('.tmp').length, 1, 'the second run did not start an unpack of its own');
     a.kill('SIGCONT');
     const [ra, rb] = await Promise.all([aDone, b]);
     t.same([ra.code, ra.stdout], [0, 'a\n'], ra.stderr);
