@@ -1,5 +1,9 @@
 // GuestMemory: every guest address goes through Slice, so its bounds are what keeps a guest (or a
 // bad kernel image) from reaching host memory outside the mapping.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdint>
 
 #include "arch/x86_64/layout.h"
@@ -91,4 +95,21 @@ TEST(memory_above_3g_splits_around_the_hole) {
   CHECK_EQ(*mem.Slice(0, 1), uint8_t{0});  // a write to 4 GiB does not land at 0 or 3 GiB
   CHECK_EQ(base[0xc0000000], uint8_t{0x88});
   CHECK_THROWS(mem.WriteObject<uint32_t>(0xc0000000, 1, "hole write"), vmm::VmmError, "hole write");
+}
+
+// A write that overruns guest RAM by up to 4 GiB (a 32-bit length that wrapped) faults in the
+// guard mapped after it, instead of landing in the VMM's own memory.
+TEST(memory_guard_after_ram_faults) {
+  GuestMemory mem(32 * kMiB);
+  uint8_t* end = mem.regions()[0].host + mem.size();
+  for (uint64_t past : {uint64_t{0}, uint64_t{0xffffffff}}) {
+    const pid_t child = fork();
+    if (child == 0) {
+      end[past] = 0x5a;
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+  }
 }

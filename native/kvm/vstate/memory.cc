@@ -11,18 +11,24 @@
 namespace vmm {
 
 GuestMemory::GuestMemory(uint64_t size_bytes) : size_(size_bytes) {
-  // NORESERVE: guest RAM is backed lazily, so a VM costs only the pages its guest touches.
-  void* host = mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // NORESERVE: guest RAM is backed lazily, so a VM costs only the pages its guest touches. The
+  // guard after it costs address space only: a device bug that overruns RAM by up to 4 GiB (a
+  // 32-bit length that wrapped) faults here instead of reaching the VMM's own memory.
+  void* host = mmap(nullptr, size_bytes + kGuardBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (host == MAP_FAILED) throw SysError("mmap", errno, "guest memory of " + std::to_string(size_bytes) + " bytes");
   mapping_ = static_cast<uint8_t*>(host);
+  if (mprotect(host, size_bytes, PROT_READ | PROT_WRITE) != 0) {
+    const int err = errno;
+    munmap(host, size_bytes + kGuardBytes);
+    throw SysError("mprotect", err, "guest memory of " + std::to_string(size_bytes) + " bytes");
+  }
   uint64_t low = size_bytes < layout::kMmioHoleStart ? size_bytes : layout::kMmioHoleStart;
   regions_.push_back({0, low, mapping_});
   if (size_bytes > low) regions_.push_back({layout::kHighRamStart, size_bytes - low, mapping_ + low});
 }
 
 GuestMemory::~GuestMemory() {
-  if (mapping_) munmap(mapping_, size_);
+  if (mapping_) munmap(mapping_, size_ + kGuardBytes);
 }
 
 uint8_t* GuestMemory::Slice(uint64_t addr, uint64_t len) const {

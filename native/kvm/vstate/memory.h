@@ -18,6 +18,9 @@ struct MemoryRegion {
 
 class GuestMemory {
  public:
+  // Inaccessible address space mapped right after guest RAM: 4 GiB and a page.
+  static constexpr uint64_t kGuardBytes = (uint64_t{1} << 32) + 4096;
+
   explicit GuestMemory(uint64_t size_bytes);
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
