@@ -16,6 +16,7 @@ packages=(
   docker-registry openssl                          # a real registry on loopback for the pull tests
   runc                                             # the container runtime
   qemu-system-x86 iproute2                         # the nested-KVM rig and the QEMU peer in bench/
+  clang libclang-rt-14-dev                         # the fuzz targets (libFuzzer, ASan, UBSan)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done

@@ -1,0 +1,19 @@
+// The fuzz smoke run: every libFuzzer target (bench/fuzz.sh: the virtio-mmio transport with each
+// device, vsock packets, the agent's frame and spec parsers) for a minute from its saved corpus,
+// under ASan and UBSan. A crash, a leak or a sanitizer report fails it.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+import t from 'tap';
+
+const root = path.join(__dirname, '..', '..');
+
+t.test('every fuzz target runs a minute without a finding', async (t) => {
+  const run = spawnSync('bash', [path.join(root, 'bench', 'fuzz.sh'), '--seconds', '60'], { cwd: root, encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr.slice(-4000));
+  const lines = run.stdout.trim().split('\n');
+  t.equal(lines.length, 3, 'three targets');
+  for (const line of lines) {
+    t.match(line, /^\S+\s+ok\s+inputs [1-9][0-9]*\s+execs\/s [0-9]+\s+coverage [1-9][0-9]* edges$/, line);
+  }
+});
