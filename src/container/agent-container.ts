@@ -123,15 +123,18 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
 }
 
 /**
- * Waits for runc to end, killing the container when it does not. runc forgets a container when
- * `runc run` ends; only a runc killed here leaves one to delete.
+ * Waits for runc to end, killing the container when it does not, then forgets whatever runc left:
+ * a runc killed here, or one killed before it finished creating the container, leaves its state
+ * and cgroups behind.
  */
 async function reap(child: ReturnType<typeof spawn>, exited: Promise<void>, id: string): Promise<void> {
   const within = (ms: number) => Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(r, ms, false).unref())]);
-  if (child.exitCode !== null || child.signalCode !== null || (await within(1_000))) return;
-  await runc(['kill', id, 'KILL']).catch(() => {});
-  if (await within(KILL_WAIT_MS)) return;
-  child.kill('SIGKILL');
-  await exited;
+  if (child.exitCode === null && child.signalCode === null && !(await within(1_000))) {
+    await runc(['kill', id, 'KILL']).catch(() => {});
+    if (!(await within(KILL_WAIT_MS))) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
   await removeContainer(id).catch((err: Error) => log.warn({ container: id, err: err.message }, 'removing the container failed'));
 }

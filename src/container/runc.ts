@@ -42,10 +42,22 @@ export async function runc(args: string[]): Promise<string> {
   }
 }
 
-/** Kills and forgets a container whose runc was stopped the hard way; a gone one is fine. */
+/**
+ * Kills and forgets a container whose runc was stopped the hard way, with what a runc killed
+ * while creating it leaves (a state directory without state, empty cgroups); a gone one is fine.
+ */
 export async function removeContainer(id: string): Promise<void> {
-  if (!fs.existsSync(path.join(RUNC_ROOT, id))) return;
-  await runc(['delete', '--force', id]);
+  const state = path.join(RUNC_ROOT, id);
+  if (fs.existsSync(path.join(state, 'state.json'))) await runc(['delete', '--force', id]);
+  fs.rmSync(state, { recursive: true, force: true });
+  for (const dir of cgroupDirs(id)) fs.promises.rmdir(dir).catch(() => undefined);
+}
+
+/** The cgroup directories of container `id` (cgroupsPath /vmrun/ID), v2 or every v1 hierarchy. */
+function cgroupDirs(id: string): string[] {
+  const root = '/sys/fs/cgroup';
+  const hierarchies = fs.existsSync(path.join(root, 'cgroup.controllers')) ? [root] : fs.readdirSync(root).map((h) => path.join(root, h));
+  return hierarchies.map((h) => path.join(h, 'vmrun', id)).filter((dir) => fs.existsSync(dir));
 }
 
 /** The gist of what runc printed: its last logrus `msg="..."`, else its last line. */

@@ -139,8 +139,11 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
     const warm = await vmrun(['--runtime', 'container', image, 'true'], { env: { ...env, VMRUN_CACHE_DIR: cache } });
     t.equal(warm.code, 0, warm.stderr);
     fs.rmSync(path.join(cache, 'rootfs-dirs'), { recursive: true, force: true });
+    const runcStates = () => (fs.existsSync('/run/vmrun/runc') ? fs.readdirSync('/run/vmrun/runc') : []);
+    const before = runcStates();
     const o = await vmrun(['--runtime', 'container', image, 'true'], { env: rejectEnv });
     t.equal(o.code, 125);
+    t.same(runcStates().filter((n) => !before.includes(n)), [], 'runc\'s state of the unpack container is gone');
     t.match(o.stderr, /^vmrun: internal error: planted unhandled rejection[^\n]*\n$/);
     const dirs = path.join(cache, 'rootfs-dirs');
     t.same(fs.existsSync(dirs) ? fs.readdirSync(dirs) : [], [], 'no directory, temporary or lock left in the cache');
