@@ -4,8 +4,6 @@
 // the host side waking vsock, interleaved as vCPU and device threads may interleave them. Guest
 // RAM is small and followed by GuestMemory's 4 GiB guard, so a stray access faults under ASan.
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -13,12 +11,12 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/rng/rng.h"
 #include "devices/virtio/vsock/vsock.h"
+#include "fuzz/harness.h"
 #include "vstate/memory.h"
 
 using namespace vmm::devices::virtio;
@@ -27,30 +25,9 @@ using vmm::devices::virtio::vsock::Vsock;
 namespace {
 constexpr uint64_t kRamBytes = 1 << 20;
 
-// Reads fields off the input; zeros once it runs out.
-struct Input {
-  const uint8_t* data;
-  size_t left;
-  template <typename T>
-  T Take() {
-    T v{};
-    const size_t n = left < sizeof v ? left : sizeof v;
-    std::memcpy(&v, data, n);
-    data += n, left -= n;
-    return v;
-  }
-};
-
 std::string temp_dir;
 std::string disk_path;
-std::vector<int> listeners;
-
-// Accepts and closes what the last input connected: the listeners' backlogs never fill up.
-void DrainListeners() {
-  for (int l : listeners) {
-    for (int c; (c = accept4(l, nullptr, nullptr, SOCK_NONBLOCK)) >= 0;) close(c);
-  }
-}
+vmm_fuzz::HostListeners* listeners = nullptr;
 
 void Setup() {
   if (!temp_dir.empty()) return;
@@ -61,16 +38,7 @@ void Setup() {
   (void)!ftruncate(fd, 64 * 1024 + 100);  // a partial last sector too
   close(fd);
   // Host listeners for the guest to connect to (vsock host ports 1024 and 1025).
-  for (const char* port : {"1024", "1025"}) {
-    const std::string path = temp_dir + "/v.sock_" + port;
-    const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);  // drained without blocking
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(s, 1024);
-    listeners.push_back(s);
-  }
+  listeners = new vmm_fuzz::HostListeners(temp_dir + "/v.sock", 1024, 2);
 }
 
 std::unique_ptr<VirtioDevice> MakeDevice(uint8_t which, Vsock** host) {
@@ -89,7 +57,7 @@ std::unique_ptr<VirtioDevice> MakeDevice(uint8_t which, Vsock** host) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Setup();
-  Input in{data, size};
+  vmm_fuzz::Input in{data, size};
   vmm::GuestMemory memory(kRamBytes);
   Vsock* host = nullptr;
   MmioTransport transport(memory, MakeDevice(in.Take<uint8_t>(), &host), [] {});
@@ -176,6 +144,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
   }
-  DrainListeners();
+  listeners->Drain();
   return 0;
 }

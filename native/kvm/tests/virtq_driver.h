@@ -5,9 +5,19 @@
 #include <cstdint>
 #include <cstring>
 
+#include "devices/virtio/queue.h"
 #include "vstate/memory.h"
 
 namespace vmm_test {
+
+// Sets a queue up as a driver would before DRIVER_OK.
+inline void ConfigureQueue(vmm::devices::virtio::Queue& q, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used) {
+  q.size = size;
+  q.ready = true;
+  q.desc_addr = desc;
+  q.avail_addr = avail;
+  q.used_addr = used;
+}
 
 inline void WriteDescriptor(vmm::GuestMemory& mem, uint64_t table, uint16_t i, uint64_t addr, uint32_t len,
                             uint16_t flags, uint16_t next = 0) {

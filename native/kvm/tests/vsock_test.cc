@@ -129,14 +129,8 @@ struct Guest {
   uint32_t fwd_cnt = 0;
 
   Guest() {
-    for (auto [q, desc, avail, used] : {std::tuple<Queue*, uint64_t, uint64_t, uint64_t>{&rx, kRxDesc, kRxAvail, kRxUsed},
-                                        {&tx, kTxDesc, kTxAvail, kTxUsed}}) {
-      q->size = kRing;
-      q->ready = true;
-      q->desc_addr = desc;
-      q->avail_addr = avail;
-      q->used_addr = used;
-    }
+    vmm_test::ConfigureQueue(rx, kRing, kRxDesc, kRxAvail, kRxUsed);
+    vmm_test::ConfigureQueue(tx, kRing, kTxDesc, kTxAvail, kTxUsed);
   }
 
   Header Make(uint16_t op, uint32_t len = 0, uint32_t flags = 0, uint32_t host_port = kHostPort) const {
