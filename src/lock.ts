@@ -78,11 +78,8 @@ export async function lock(target: string, options: LockOptions = {}): Promise<L
         if (code !== 'EEXIST') throw err;
       }
       const holder = await inspect(file);
-      if (holder && !holder.alive) {
-        await breakStale(file, holder.fingerprint);
-        poll = 10;
-        continue;
-      }
+      // Taken again at once when it was broken; a lock that changed hands meanwhile is waited for.
+      if (holder && !holder.alive && (await breakStale(file, holder.fingerprint))) continue;
       if (Date.now() > deadline) {
         const who = holder?.owner ? `pid ${holder.owner.pid}` : 'another process';
         throw new LockError(`${options.what ?? target} is still locked by ${who} after ${duration(options.waitMs ?? DEFAULT_WAIT_MS)}; if no other vmrun is running, remove ${file}`);
@@ -148,14 +145,14 @@ async function inspect(file: string): Promise<{ owner?: Owner; alive: boolean; f
 
 /**
  * Removes a stale lock file, unless it changed hands since it was judged: it is moved aside
- * (atomic), and put back when what was moved is not what was judged stale.
+ * (atomic), and put back when what was moved is not what was judged stale. True when it is gone.
  */
-async function breakStale(file: string, fingerprint: string): Promise<void> {
+async function breakStale(file: string, fingerprint: string): Promise<boolean> {
   const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await fs.promises.rename(file, aside);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;  // released or broken meanwhile
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;  // released or broken meanwhile
     throw err;
   }
   try {
@@ -163,9 +160,10 @@ async function breakStale(file: string, fingerprint: string): Promise<void> {
     const moved = (stat.isFile() ? (await readOwner(aside))?.token : undefined) ?? `${stat.ino}:${stat.mtimeMs}`;
     if (moved !== fingerprint) {
       await fs.promises.link(aside, file).catch(() => {});
-      return;
+      return false;
     }
     log.debug({ file }, 'broke a stale lock');
+    return true;
   } finally {
     await fs.promises.rm(aside, { recursive: true, force: true });
   }
