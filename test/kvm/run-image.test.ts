@@ -128,7 +128,9 @@ const LAYERED_CHECK = [
   'ls -a /data | tr "\\n" " "; echo',
   'ls /opq | tr "\\n" " "; echo',
   'ls /opq2 | tr "\\n" " "; echo',
-  'stat -c "%i %h %a %Y" /lower/target /hardlink',
+  // Inode numbers differ between disks unpacked apart: whether the two names share one is what counts.
+  'stat -c "%h %a %Y" /lower/target',
+  '[ /lower/target -ef /hardlink ] && stat -c "%h %a %Y" /hardlink',
   'stat -c "%a %u:%g" /setuid-file /owned-file',
   'stat -c "%F %t,%T" /fifo /dev-null-copy',
   'readlink /link-abs; readlink /link-rel; cat /link-abs /link-rel',
@@ -150,9 +152,8 @@ t.test('layers unpack exactly: whiteouts, opaque dirs, hardlinks, symlinks, mode
   t.equal(lines[1].trim(), '. .. keep', 'whiteouts removed a file and a directory');
   t.equal(lines[2].trim(), 'upper-1', 'the opaque marker hid the lower files, not the upper one before it');
   t.equal(lines[3].trim(), 'new', 'an opaque marker first in its layer');
-  const [target, link] = [lines[4].split(' '), lines[5].split(' ')];
-  t.equal(target[0], link[0], 'the hardlink shares the lower layer file inode');
-  t.same(target.slice(1), ['2', '640', '1000000000'], 'link count, mode and mtime');
+  t.equal(lines[4], '2 640 1000000000', 'link count, mode and mtime');
+  t.equal(lines[5], lines[4], 'the hardlink shares the lower layer file inode');
   t.equal(lines[6], '4755 0:0', 'setuid bit kept');
   t.equal(lines[7], '644 1234:5678', 'numeric owner kept');
   t.equal(lines[8], 'fifo 0,0');
