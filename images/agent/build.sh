@@ -14,24 +14,29 @@ src=$(cd "$here/../../guest/agent" && pwd)
 source "$here/../cache.sh"
 die() { echo "build-agent: $*" >&2; exit 1; }
 
-command -v gcc >/dev/null || die "gcc is missing: apt-get install build-essential"
-command -v pkg-config >/dev/null || die "pkg-config is missing: apt-get install pkg-config"
-command -v cpio >/dev/null || die "cpio is missing: apt-get install cpio"
-# Every static library of the link, with the Debian package that ships it.
-for pair in archive:libarchive-dev nettle:nettle-dev acl:libacl1-dev lzma:liblzma-dev zstd:libzstd-dev \
-            lz4:liblz4-dev bz2:libbz2-dev z:zlib1g-dev xml2:libxml2-dev icuuc:libicu-dev icudata:libicu-dev; do
-  lib=${pair%%:*} pkg=${pair#*:}
-  [ -f "$(gcc -print-file-name="lib$lib.a")" ] || die "lib$lib.a is missing (static link): apt-get install $pkg"
-done
-pkg-config --exists libarchive || die "libarchive's pkg-config file is missing: apt-get install libarchive-dev"
+# The toolchain and every static library of the link, with the Debian package that ships each.
+# Checked only when something is compiled: a cached agent is found without them.
+need_toolchain() {
+  local pair lib pkg
+  command -v gcc >/dev/null || die "gcc is missing: apt-get install build-essential"
+  command -v pkg-config >/dev/null || die "pkg-config is missing: apt-get install pkg-config"
+  command -v cpio >/dev/null || die "cpio is missing: apt-get install cpio"
+  for pair in archive:libarchive-dev nettle:nettle-dev acl:libacl1-dev lzma:liblzma-dev zstd:libzstd-dev \
+              lz4:liblz4-dev bz2:libbz2-dev z:zlib1g-dev xml2:libxml2-dev icuuc:libicu-dev icudata:libicu-dev; do
+    lib=${pair%%:*} pkg=${pair#*:}
+    [ -f "$(gcc -print-file-name="lib$lib.a")" ] || die "lib$lib.a is missing (static link): apt-get install $pkg"
+  done
+  pkg-config --exists libarchive || die "libarchive's pkg-config file is missing: apt-get install libarchive-dev"
+  # gnu11: C11 plus the GNU/Linux interfaces (signalfd, pipe2, strchrnul) the agent is made of.
+  cflags=(-std=gnu11 -O2 -Wall -Wextra -Wshadow -Wformat=2 -ffunction-sections -fdata-sections $(pkg-config --cflags libarchive))
+  libs=($(pkg-config --static --libs libarchive) -licuuc -licudata -lstdc++ -lm)
+}
 
-# gnu11: C11 plus the GNU/Linux interfaces (signalfd, pipe2, strchrnul) the agent is made of.
-cflags=(-std=gnu11 -O2 -Wall -Wextra -Wshadow -Wformat=2 -ffunction-sections -fdata-sections $(pkg-config --cflags libarchive))
-libs=($(pkg-config --static --libs libarchive) -licuuc -licudata -lstdc++ -lm)
 sources=()
 for f in "$src"/*.c; do [ "$(basename "$f")" = main.c ] || sources+=("$f"); done
 
 if [ "${1:-}" = "--test" ]; then
+  need_toolchain
   [ "$(id -u)" = 0 ] || die "--test needs root: the tests chroot, mknod and chown"
   command -v python3 >/dev/null || die "python3 is missing (it writes the test layers): apt-get install python3"
   command -v zstd >/dev/null || die "zstd is missing (it compresses test layers): apt-get install zstd"
@@ -52,6 +57,7 @@ print() { if [ "${1:-}" = "--binary" ]; then echo "$binary"; else echo "$out"; f
 if [ "${1:-}" = "--path" ]; then echo "$out"; exit 0; fi
 if [ -f "$out" ] && [ -f "$binary" ]; then print "$@"; exit 0; fi
 
+need_toolchain
 # Staged in $TMPDIR: the cache may sit on a filesystem without device nodes (9p in the rig).
 stage=$(mktemp -d)
 partial="$cache/.agent-$key.$$"

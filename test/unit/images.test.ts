@@ -4,6 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 
+import { agentCachePath } from '../../src/guest/agent';
+import { kernelCachePath } from '../../src/guest/kernel';
+
 const root = path.join(__dirname, '..', '..');
 
 function tempCache(t: Test): string {
@@ -26,6 +29,20 @@ t.test('the kernel cache key follows the config', async (t) => {
   fs.writeFileSync(path.join(copy, 'microvm.config'), fs.readFileSync(path.join(root, 'images/kernel/microvm.config'), 'utf8') + 'CONFIG_IKCONFIG=y\n');
   const other = execFileSync('bash', [path.join(copy, 'build.sh'), '--path'], { env, encoding: 'utf8' }).trim();
   t.not(other, dir);
+});
+
+t.test('vmrun finds cached guest artefacts where their build scripts put them, without running them', async (t) => {
+  const cache = tempCache(t);
+  const env = { ...process.env, VMRUN_CACHE_DIR: cache };
+  const script = (name: string) => execFileSync('bash', [`images/${name}/build.sh`, '--path'], { cwd: root, env, encoding: 'utf8' }).trim();
+  const saved = process.env.VMRUN_CACHE_DIR;
+  process.env.VMRUN_CACHE_DIR = cache;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.VMRUN_CACHE_DIR;
+    else process.env.VMRUN_CACHE_DIR = saved;
+  });
+  t.equal(kernelCachePath(), script('kernel'), 'the kernel: same source version and key');
+  t.equal(`${agentCachePath()}.cpio`, script('agent'), 'the agent: same key');
 });
 
 t.test('the probe initramfs holds init, busybox and /dev/console, and is cached', async (t) => {
