@@ -41,7 +41,7 @@ build() {  # NAME SOURCES... : rebuilt when a source is newer than the binary
   fi
 }
 build virtio_mmio native/kvm/fuzz/virtio_mmio_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/mmio.cc \
-  native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/virtio/block/block.cc native/kvm/devices/virtio/vsock/*.cc
+  native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/virtio/block/*.cc native/kvm/devices/virtio/vsock/*.cc
 build vsock_packets native/kvm/fuzz/vsock_packets_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/vsock/*.cc
 build agent_frames guest/agent/fuzz/frames_fuzz.c guest/agent/channel.c guest/agent/spec.c guest/agent/util.c
 

@@ -55,7 +55,7 @@ uint64_t IntField(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (d < 0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
+  if (d < 0 || d >= 18446744073709551616.0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
     throw Napi::RangeError::New(o.Env(), std::string(key) + " must be a non-negative integer");
   }
   return static_cast<uint64_t>(d);
@@ -73,7 +73,8 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
                         InstanceMethod<&NativeMachine::BootTimer>("bootTimer")});
   }
 
-  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus, drives?, vsock?: { cid, path } },
+  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus,
+  //                     drives?: [{ parts: [{ path, offset }], readOnly }], vsock?: { cid, path } },
   //                   onExit({kind, detail}))
   explicit NativeMachine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeMachine>(info) {
     Napi::Env env = info.Env();
@@ -93,7 +94,15 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
       for (uint32_t i = 0; i < drives.Length(); ++i) {
         if (!drives.Get(i).IsObject()) throw Napi::TypeError::New(env, "each drive must be an object");
         Napi::Object d = drives.Get(i).As<Napi::Object>();
-        config.drives.push_back({StringField(d, "path", true), d.Get("readOnly").ToBoolean().Value()});
+        if (!d.Get("parts").IsArray()) throw Napi::TypeError::New(env, "each drive needs an array of parts");
+        Napi::Array parts = d.Get("parts").As<Napi::Array>();
+        vmm::DriveConfig drive{{}, d.Get("readOnly").ToBoolean().Value()};
+        for (uint32_t j = 0; j < parts.Length(); ++j) {
+          if (!parts.Get(j).IsObject()) throw Napi::TypeError::New(env, "each drive part must be an object");
+          Napi::Object part = parts.Get(j).As<Napi::Object>();
+          drive.parts.push_back({StringField(part, "path", true), IntField(part, "offset")});
+        }
+        config.drives.push_back(std::move(drive));
       }
     }
     if (o.Has("vsock") && !o.Get("vsock").IsUndefined()) {

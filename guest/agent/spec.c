@@ -38,25 +38,37 @@ bool valid_device_name(const char *name) {
   return true;
 }
 
+/* A decimal number at *p followed by one space: no sign, no leading zero (but "0" itself when
+ * zero_ok), no overflow. Advances *p past the space. */
+static int parse_decimal(const char **p, bool zero_ok, uint64_t *out) {
+  const char *q = *p;
+  if (*q < '0' || *q > '9' || (*q == '0' && (!zero_ok || q[1] != ' '))) return -1;
+  uint64_t n = 0;
+  for (; *q >= '0' && *q <= '9'; q++) {
+    if (n > (UINT64_MAX - 9) / 10) return -1;
+    n = n * 10 + (uint64_t)(*q - '0');
+  }
+  if (*q != ' ') return -1;
+  *p = q + 1;
+  *out = n;
+  return 0;
+}
+
 int parse_layer(const char *text, struct layer *out) {
   memset(out, 0, sizeof *out);
   const char *p = text, *sp = strchr(p, ' ');
-  if (!sp || (size_t)(sp - p) > DEVICE_NAME_MAX) return fail("bad LAYER \"%s\": expected <device> <bytes> <compression> sha256:<hex>", text);
+  if (!sp || (size_t)(sp - p) > DEVICE_NAME_MAX)
+    return fail("bad LAYER \"%s\": expected <device> <offset> <bytes> <compression> sha256:<hex>", text);
   memcpy(out->device, p, (size_t)(sp - p));
   if (!valid_device_name(out->device)) return fail("bad LAYER \"%s\": device must be vd[a-z]+", text);
 
-  /* Decimal, no sign, no leading zero, no overflow. */
   p = sp + 1;
-  if (*p < '1' || *p > '9') return fail("bad LAYER \"%s\": byte count must be a positive decimal number", text);
-  uint64_t bytes = 0;
-  for (; *p >= '0' && *p <= '9'; p++) {
-    if (bytes > (UINT64_MAX - 9) / 10) return fail("bad LAYER \"%s\": byte count is too large", text);
-    bytes = bytes * 10 + (uint64_t)(*p - '0');
-  }
-  if (*p != ' ') return fail("bad LAYER \"%s\": byte count must be followed by one space", text);
-  out->bytes = bytes;
+  if (parse_decimal(&p, true, &out->offset) != 0)
+    return fail("bad LAYER \"%s\": offset must be a decimal number followed by one space", text);
+  if (parse_decimal(&p, false, &out->bytes) != 0)
+    return fail("bad LAYER \"%s\": byte count must be a positive decimal number followed by one space", text);
+  if (out->offset > UINT64_MAX - out->bytes) return fail("bad LAYER \"%s\": the blob would end past 2^64", text);
 
-  p++;
   if (strncmp(p, "gzip ", 5) == 0) out->compression = COMPRESSION_GZIP, p += 5;
   else if (strncmp(p, "zstd ", 5) == 0) out->compression = COMPRESSION_ZSTD, p += 5;
   else if (strncmp(p, "none ", 5) == 0) out->compression = COMPRESSION_NONE, p += 5;

@@ -13,6 +13,7 @@ enum compression { COMPRESSION_NONE, COMPRESSION_GZIP, COMPRESSION_ZSTD };
 
 struct layer {
   char device[DEVICE_NAME_MAX + 1];
+  uint64_t offset; /* where the blob starts on the device */
   uint64_t bytes;
   enum compression compression;
   char diff_id[7 + 64 + 1]; /* "sha256:" and 64 lowercase hex digits */
@@ -45,7 +46,7 @@ int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t 
 /* After END: -1 when something required is missing. */
 int spec_check(const struct spec *s);
 
-/* Parses `<device> <bytes> <gzip|zstd|none> sha256:<64 hex>` strictly. */
+/* Parses `<device> <offset> <bytes> <gzip|zstd|none> sha256:<64 hex>` strictly. */
 int parse_layer(const char *text, struct layer *out);
 /* True for a plain virtio block device name: vd[a-z]+. */
 bool valid_device_name(const char *name);

@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -168,6 +169,8 @@ int unpack_layer(const char *root, const char *device_path, const struct layer *
     int fd = open(device_path, O_RDONLY | O_CLOEXEC);
     int rc;
     if (fd < 0) rc = fail_errno("opening %s", device_path);
+    else if (layer->offset > INT64_MAX || lseek(fd, (off_t)layer->offset, SEEK_SET) < 0)
+      rc = fail("%s has no byte %" PRIu64, device_path, layer->offset);
     else if (chroot(root) != 0) rc = fail_errno("chroot into %s", root);
     else if (chdir("/") != 0) rc = fail_errno("chdir into the new root");
     else {

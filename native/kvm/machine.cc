@@ -53,7 +53,7 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
 
   std::string cmdline = config.cmdline;
   for (const DriveConfig& drive : config.drives) {
-    cmdline += AttachVirtio(std::make_unique<devices::virtio::Block>(drive.path, drive.read_only));
+    cmdline += AttachVirtio(std::make_unique<devices::virtio::Block>(devices::virtio::DiskImage(drive.parts, drive.read_only)));
   }
   if (const auto& vsock = config.vsock) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::vsock::Vsock>(vsock->guest_cid, vsock->uds_path));

@@ -15,6 +15,7 @@
 #include "devices/bus.h"
 #include "devices/legacy/boot_timer.h"
 #include "devices/legacy/serial.h"
+#include "devices/virtio/block/disk_image.h"
 #include "devices/virtio/device.h"
 #include "event_loop.h"
 #include "fd.h"
@@ -25,9 +26,10 @@
 
 namespace vmm {
 
-// A host file or block device given to the guest as a virtio disk (/dev/vda, /dev/vdb, ...).
+// A virtio disk (/dev/vda, /dev/vdb, ...): one host file or block device, or (read-only) files
+// end to end at given offsets.
 struct DriveConfig {
-  std::string path;
+  std::vector<devices::virtio::DiskPart> parts;
   bool read_only = false;
 };
 

@@ -15,7 +15,7 @@ import { log } from '../log';
 import { cacheDir } from '../paths';
 import { ensureCacheEntry } from '../run/cache-entry';
 import { unpackTask, withStatusLine } from '../run/status-line';
-import { layerDevice, unpackLayers } from '../vm/agent/specs';
+import { deviceName, unpackLayers } from '../vm/agent/specs';
 import { withAgentContainer } from './agent-container';
 
 /** Bump when the unpacker's output changes: old directories are then not reused. */
@@ -50,9 +50,10 @@ async function unpackInto(image: Image, dir: string): Promise<NonNullable<Rootfs
   try {
     const binds = [
       { source: dir, destination: UNPACK_ROOT, readOnly: false },
-      ...image.layers.map((layer, i) => ({ source: layer.path, destination: `/dev/${layerDevice(i)}`, readOnly: true })),
+      ...image.layers.map((layer, i) => ({ source: layer.path, destination: `/dev/${deviceName(i)}`, readOnly: true })),
     ];
-    const agentMs = await withAgentContainer({ root, readOnlyRoot: true, binds, stdio: false }, ({ session }) => unpackLayers(session, image, 'container'));
+    const places = image.layers.map((_, i) => ({ device: deviceName(i), offset: 0 }));
+    const agentMs = await withAgentContainer({ root, readOnlyRoot: true, binds, stdio: false }, ({ session }) => unpackLayers(session, image, 'container', places));
     return { hostMs: performance.now() - start, agentMs };
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

@@ -14,7 +14,7 @@ import { log } from '../log';
 import { onTeardown } from '../teardown';
 import { AgentListener, AgentPort } from './agent/listener';
 import { AgentSession } from './agent/session';
-import { DEFAULT_CMDLINE, Machine, type MachineExit } from './machine';
+import { DEFAULT_CMDLINE, Machine, type Drive, type MachineExit } from './machine';
 
 /** The guest's CID; each VM has its own vsock, so every VM can use the same one. */
 const GUEST_CID = 3;
@@ -22,7 +22,7 @@ const GUEST_CID = 3;
 const CONSOLE_TAIL_BYTES = 4096;
 
 export interface AgentVmOptions {
-  drives: { path: string; readOnly: boolean }[];
+  drives: Drive[];
   memoryMiB: number;
   vcpus: number;
   /** A kernel other than the cached guest kernel (a bzImage or a PVH vmlinux). */

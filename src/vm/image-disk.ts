@@ -2,7 +2,7 @@
  * The unpacked-image cache: one ext4 disk per stack of layers (keyed by the digests of its blobs
  * with their diff_ids: unpackKey), made by an agent VM that unpacks the layers into an empty
  * filesystem. The host never parses a layer: it
- * hashes the blobs, hands them to the guest as read-only disks and keeps the result only when the
+ * hashes the blobs, hands them to the guest on one read-only disk and keeps the result only when the
  * agent reports success. Disks are written under a temporary name and renamed into place, under
  * a lock, so concurrent runs of one image unpack it once and nobody sees a half-made disk.
  */
@@ -18,13 +18,15 @@ import { log } from '../log';
 import { cacheDir } from '../paths';
 import { ensureCacheEntry } from '../run/cache-entry';
 import { unpackTask, withStatusLine } from '../run/status-line';
-import { unpackLayers } from './agent/specs';
+import { LAYERS_DEVICE, unpackLayers } from './agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 
 /** Bump when the disk's format or the unpacker's output changes: old disks are then not reused. */
 const DISK_FORMAT = 'ext4-v2';
-/** The guest has one disk per layer, the image disk and room for virtio-rng and vsock. */
-export const MAX_LAYERS = 15;
+/** Docker's limit (overlay2 stacks at most 127 layers), so any image docker runs unpacks here. */
+export const MAX_LAYERS = 127;
+/** Layer blobs start page-aligned on the layers' disk (the device needs 512). */
+const LAYER_ALIGN = 4096;
 
 export interface ImageDisk {
   path: string;
@@ -46,16 +48,29 @@ export async function ensureImageDisk(image: Image, options: { kernel?: string }
 
 async function unpackInto(image: Image, disk: string, kernel?: string): Promise<NonNullable<ImageDisk['unpack']>> {
   if (image.layers.length > MAX_LAYERS) {
-    throw new ImageError(`${image.name} has ${image.layers.length} layers; vmrun unpacks at most ${MAX_LAYERS}`);
+    throw new ImageError(`${image.name} has ${image.layers.length} layers; docker and vmrun stack at most ${MAX_LAYERS}`);
   }
   const start = performance.now();
   await verifyLayers(image);
   await makeFilesystem(disk, image);
-  const drives = [{ path: disk, readOnly: false }, ...image.layers.map((l) => ({ path: l.path, readOnly: true }))];
-  const result = await withAgentVm({ drives, memoryMiB: 512, vcpus: 1, kernel }, async ({ session, timings }) => {
-    return { guestMs: await unpackLayers(session, image, 'vm'), timings };
+  // Every blob on one read-only disk, end to end: any number of layers costs one device.
+  const offsets = layerOffsets(image);
+  const layers = { parts: image.layers.map((l, i) => ({ path: l.path, offset: offsets[i] })) };
+  const places = offsets.map((offset) => ({ device: LAYERS_DEVICE, offset }));
+  const result = await withAgentVm({ drives: [{ path: disk, readOnly: false }, layers], memoryMiB: 512, vcpus: 1, kernel }, async ({ session, timings }) => {
+    return { guestMs: await unpackLayers(session, image, 'vm', places), timings };
   });
   return { hostMs: performance.now() - start, ...result };
+}
+
+/** Where each layer's blob starts on the layers' disk. */
+function layerOffsets(image: Image): number[] {
+  let next = 0;
+  return image.layers.map((layer) => {
+    const offset = next;
+    next = Math.ceil((offset + layer.size) / LAYER_ALIGN) * LAYER_ALIGN;
+    return offset;
+  });
 }
 
 /**

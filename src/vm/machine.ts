@@ -21,8 +21,8 @@ export interface BootOptions {
   memoryMiB?: number;
   /** Number of vCPUs (default 1). */
   vcpus?: number;
-  /** Host files (or block devices) the guest sees as virtio disks, /dev/vda first. */
-  drives?: { path: string; readOnly?: boolean }[];
+  /** The guest's virtio disks, /dev/vda first. */
+  drives?: Drive[];
   /**
    * A virtio-vsock device, host side on Unix sockets (Firecracker's convention): a guest
    * connection to host port P reaches `<socketPath>_<P>`, where the host must listen; a host client
@@ -31,6 +31,12 @@ export interface BootOptions {
    */
   vsock?: { cid?: number; socketPath: string };
 }
+
+/**
+ * A virtio disk: a host file (or block device), or read-only files laid end to end, each at its
+ * byte offset (a multiple of 512; gaps read as zeros), as image layers are given to the unpacker.
+ */
+export type Drive = { path: string; readOnly?: boolean } | { parts: { path: string; offset: number }[] };
 
 /**
  * How the machine ended: `reset` when the guest reset itself (how a guest powers off, with
@@ -75,10 +81,11 @@ export class Machine {
       cmdline: options.cmdline ?? DEFAULT_CMDLINE,
       memoryMiB: requireInteger(options.memoryMiB ?? 128, 'memoryMiB'),
       vcpus: requireInteger(options.vcpus ?? 1, 'vcpus'),
-      drives: (options.drives ?? []).map((d, i) => ({
-        path: requireString(d?.path, `drives[${i}].path`),
-        readOnly: d.readOnly === true,
-      })),
+      drives: (options.drives ?? []).map((d, i) =>
+        'parts' in d
+          ? { parts: d.parts.map((p, j) => ({ path: requireString(p?.path, `drives[${i}].parts[${j}].path`), offset: requireInteger(p?.offset, `drives[${i}].parts[${j}].offset`) })), readOnly: true }
+          : { parts: [{ path: requireString(d?.path, `drives[${i}].path`), offset: 0 }], readOnly: d.readOnly === true },
+      ),
       vsock:
         options.vsock === undefined
           ? undefined

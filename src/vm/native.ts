@@ -11,7 +11,7 @@ export interface NativeMachineConfig {
   cmdline: string;
   memoryMiB: number;
   vcpus: number;
-  drives?: { path: string; readOnly?: boolean }[];
+  drives?: { parts: { path: string; offset: number }[]; readOnly: boolean }[];
   vsock?: { cid: number; path: string };
 }
 

@@ -20,7 +20,8 @@ export type TestLayout =
   | 'hostile-hardlink'
   | 'corrupt-blob'
   | 'bad-diffid'
-  | 'impostor';
+  | 'impostor'
+  | 'many-layers';
 
 const builds = new Map<string, Promise<string>>();
 

@@ -113,6 +113,11 @@ t.test('-t: a terminal of the default size when vmrun has none', async (t) => {
   await both(t, ['-t', await ociRef('busybox'), 'sh', '-c', 'tty; stty size'], { code: 0, stdout: exact('/dev/pts/0\r\n24 80\r\n') });
 });
 
+t.test('an image of 41 layers (more than a VM has device slots) stacks them all, in order', async (t) => {
+  const expected = Array.from({ length: 40 }, (_, i) => i + 1).filter((i) => i % 5 !== 4);
+  await both(t, [await ociRef('many-layers'), 'sh', '-c', 'ls /layers | sort -n | xargs; cat /layers/40'], { code: 0, stdout: exact(`${expected.join(' ')}\n40\n`) });
+});
+
 t.test('--kernel that is not a kernel: 125 and one line', async (t) => {
   const o = await vmrun(['--kernel', '/etc/passwd', await ociRef('busybox')]);
   t.equal(o.code, 125);

@@ -88,9 +88,11 @@ static char *new_root(const char *name) {
   return b;
 }
 
-/* Unpacks fixture `name` (file `file`, `bytes` of it, or all of it when 0) as layer `number`. */
-static int unpack(const char *root, const char *name, const char *file, enum compression c, uint64_t bytes, int number) {
-  struct layer l = {.compression = c};
+/* Unpacks fixture `name` (file `file` from byte `offset`, `bytes` of it, or all of it when 0) as
+ * layer `number`. */
+static int unpack_at(const char *root, const char *name, const char *file, enum compression c, uint64_t offset,
+                     uint64_t bytes, int number) {
+  struct layer l = {.compression = c, .offset = offset};
   strcpy(l.device, "vdb");
   const char *digest = read_text(path_in(fixtures, name));
   snprintf(l.diff_id, sizeof l.diff_id, "%.71s", digest ? digest : "");
@@ -103,6 +105,10 @@ static int unpack(const char *root, const char *name, const char *file, enum com
   l.bytes = bytes ? bytes : (uint64_t)st.st_size;
   agent_error[0] = '\0';
   return unpack_layer(root, device, &l, number);
+}
+
+static int unpack(const char *root, const char *name, const char *file, enum compression c, uint64_t bytes, int number) {
+  return unpack_at(root, name, file, c, 0, bytes, number);
 }
 
 /* A copy of fixture `file` with `extra` appended, as a padded or polluted device would be. */
@@ -241,6 +247,20 @@ static void test_stream_errors(void) {
   const char *padded = with_tail("base.tar.gz", "padded.tar.gz", junk, sizeof junk);
   rc = unpack(root, "base.sha256", padded, COMPRESSION_GZIP, (uint64_t)size_of("base.tar.gz"), 1);
   ok(rc == 0, "a device padded past the layer's size reads only the layer%s%s", rc ? ": " : "", rc ? agent_error : "");
+  /* Layers end to end on one disk, as the VM gets them: this one starts 4096 bytes in. */
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "(head -c 4096 /dev/urandom; cat '%s'; head -c 100 /dev/urandom) >'%s'", path_in(fixtures, "base.tar.gz"),
+           path_in(fixtures, "offset.bin"));
+  if (system(cmd) != 0) exit(2);
+  root = new_root("offset");
+  rc = unpack_at(root, "base.sha256", "offset.bin", COMPRESSION_GZIP, 4096, (uint64_t)size_of("base.tar.gz"), 1);
+  ok(rc == 0, "a layer at an offset on its device unpacks%s%s", rc ? ": " : "", rc ? agent_error : "");
+  if (rc == 0) check_base(root, "offset");
+  root = new_root("offset-past-end");
+  ok(unpack_at(root, "base.sha256", "offset.bin", COMPRESSION_GZIP, 1 << 20, (uint64_t)size_of("base.tar.gz"), 1) != 0 &&
+         strstr(agent_error, "ends after 0 of"),
+     "a layer placed past its device's end is refused: %s", agent_error);
+
   root = new_root("trailing");
   ok(unpack(root, "base.sha256", padded, COMPRESSION_GZIP, 0, 1) != 0 && strstr(agent_error, "gzip"),
      "garbage after the last gzip member detected: %s", agent_error);
@@ -384,23 +404,28 @@ static void test_spec(void) {
   struct layer l;
   const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   char text[256];
-  snprintf(text, sizeof text, "vdb 1234 gzip sha256:%s", hex);
-  ok(parse_layer(text, &l) == 0 && strcmp(l.device, "vdb") == 0 && l.bytes == 1234 && l.compression == COMPRESSION_GZIP,
+  snprintf(text, sizeof text, "vdb 8192 1234 gzip sha256:%s", hex);
+  ok(parse_layer(text, &l) == 0 && strcmp(l.device, "vdb") == 0 && l.offset == 8192 && l.bytes == 1234 &&
+         l.compression == COMPRESSION_GZIP,
      "LAYER parsed");
+  snprintf(text, sizeof text, "vdb 0 1 none sha256:%s", hex);
+  ok(parse_layer(text, &l) == 0 && l.offset == 0 && l.bytes == 1, "LAYER at offset 0");
 #define HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-  const char *bad[] = {"vdb  1234 gzip sha256:" HEX, "vdb 1234 gzip sha256:" HEX " ", "sda 1234 gzip sha256:" HEX,
-                       "vda1 1234 gzip sha256:" HEX, "vd 1234 gzip sha256:" HEX, "../vdb 1234 gzip sha256:" HEX,
-                       "vdB 1234 gzip sha256:" HEX, "vdb 01234 gzip sha256:" HEX, "vdb +1234 gzip sha256:" HEX,
-                       "vdb 0 gzip sha256:" HEX, "vdb 99999999999999999999 gzip sha256:" HEX, "vdb 12 bzip2 sha256:" HEX,
-                       "vdb 12 gzip sha512:" HEX, "vdb 12 gzip sha256:" HEX "0", "vdb 12 gzip " HEX,
-                       "vdbcdefgh 12 gzip sha256:" HEX, "vdb 12 gzip sha256:" HEX "\n"};
+  const char *bad[] = {"vdb 0  1234 gzip sha256:" HEX, "vdb 0 1234 gzip sha256:" HEX " ", "sda 0 1234 gzip sha256:" HEX,
+                       "vda1 0 1234 gzip sha256:" HEX, "vd 0 1234 gzip sha256:" HEX, "../vdb 0 1234 gzip sha256:" HEX,
+                       "vdB 0 1234 gzip sha256:" HEX, "vdb 0 01234 gzip sha256:" HEX, "vdb 0 +1234 gzip sha256:" HEX,
+                       "vdb 0 0 gzip sha256:" HEX, "vdb 0 99999999999999999999 gzip sha256:" HEX, "vdb 0 12 bzip2 sha256:" HEX,
+                       "vdb 0 12 gzip sha512:" HEX, "vdb 0 12 gzip sha256:" HEX "0", "vdb 0 12 gzip " HEX,
+                       "vdbcdefgh 0 12 gzip sha256:" HEX, "vdb 0 12 gzip sha256:" HEX "\n",
+                       "vdb 1234 gzip sha256:" HEX, "vdb 00 12 gzip sha256:" HEX, "vdb -1 12 gzip sha256:" HEX,
+                       "vdb 18446744073709551615 1 gzip sha256:" HEX, "vdb 18446744073709551616 1 gzip sha256:" HEX};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) ok(parse_layer(bad[i], &l) != 0, "bad LAYER refused: \"%s\"", bad[i]);
-  snprintf(text, sizeof text, "vdb 12 gzip sha256:%.63sA", hex);
+  snprintf(text, sizeof text, "vdb 0 12 gzip sha256:%.63sA", hex);
   ok(parse_layer(text, &l) != 0, "uppercase hex refused");
 
   struct spec s;
   spec_init(&s);
-  snprintf(text, sizeof text, "vdb 12 none sha256:%s", hex);
+  snprintf(text, sizeof text, "vdb 0 12 none sha256:%s", hex);
   ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_ROOTFS, "vda") == 0 && add(&s, FRAME_LAYER, text) == 0 &&
          add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0 && s.nlayers == 1,
      "a complete unpack spec");
@@ -452,7 +477,7 @@ static void test_spec(void) {
   }
   spec_init(&s);
   s.container = true;
-  snprintf(text, sizeof text, "vdb 12 none sha256:%s", hex);
+  snprintf(text, sizeof text, "vdb 0 12 none sha256:%s", hex);
   ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LAYER, text) == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
      "container mode: an unpack spec without ROOTFS");
   spec_free(&s);

@@ -17,6 +17,7 @@
 using vmm::GuestMemory;
 using vmm::VmmError;
 using vmm::devices::virtio::Block;
+using vmm::devices::virtio::DiskImage;
 using vmm::devices::virtio::Queue;
 using vmm::devices::virtio::QueueError;
 
@@ -181,4 +182,33 @@ TEST(block_status_byte_at_the_end_of_a_data_buffer) {
   uint32_t used_len;
   std::memcpy(&used_len, d.mem.Slice(kUsed + 8, 4), 4);
   CHECK_EQ(used_len, 513u);
+}
+
+// Image layers end to end on one read-only disk: each part reads back at its offset, reads span
+// part boundaries, gaps and the partial last sector read as zeros, and nothing can be written.
+TEST(block_composite_disk_of_several_files) {
+  Disk a(1000), b(600);  // "sector-one" at byte 512 of each
+  Block blk(DiskImage({{a.path, 0}, {b.path, 2048}}, true));
+  CHECK_EQ(blk.capacity_sectors(), 6u);  // 2048 + 600 bytes, rounded up
+  Driver d;
+  d.mem.Write(kData, std::string(3072, 'x').data(), 3072, "data");
+  CHECK_EQ(d.Request(blk, kIn, 0, 3072, true), 0);
+  const std::string disk = d.Data(3072);
+  CHECK_EQ(disk.substr(512, 10), std::string("sector-one"));
+  CHECK_EQ(disk.substr(1000, 1048), std::string(1048, '\0'));  // a's end to b's start
+  CHECK_EQ(disk.substr(2048 + 512, 10), std::string("sector-one"));
+  CHECK_EQ(disk.substr(2648, 424), std::string(424, '\0'));  // b's end to the sector's end
+  CHECK_EQ(d.Request(blk, kIn, 6, 512, true), 1);  // past the end
+  CHECK_EQ(d.Request(blk, kOut, 0, 512, false), 1);
+  CHECK_EQ(a.Read(0, 4), std::string(4, '\0'));
+}
+
+TEST(block_composite_disk_refuses_bad_layouts) {
+  Disk a(1000), b(600);
+  CHECK_THROWS(DiskImage({{a.path, 0}, {b.path, 512}}, true), VmmError, "overlaps");
+  CHECK_THROWS(DiskImage({{a.path, 0}, {b.path, 1100}}, true), VmmError, "not a multiple of 512");
+  CHECK_THROWS(DiskImage({{a.path, 0}, {b.path, 2048}}, false), VmmError, "must be read-only");
+  CHECK_THROWS(DiskImage({{a.path, 512}}, false), VmmError, "must be read-only");
+  CHECK_THROWS(DiskImage({}, true), VmmError, "at least one file");
+  CHECK_THROWS(DiskImage({{a.path, 0}, {"/nonexistent/layer", 2048}}, true), VmmError, "/nonexistent/layer");
 }

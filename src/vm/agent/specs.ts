@@ -31,16 +31,22 @@ export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHom
   session.send(FrameType.End);
 }
 
+/** Where the agent reads a layer's blob: `offset` bytes into /dev/<device>. */
+export interface LayerPlace {
+  device: string;
+  offset: number;
+}
+
 /**
- * Asks for every layer of `image` to be unpacked, layer i (from 0) being the blob on device
- * layerDevice(i) (a disk in a VM, a file runc mounts at /dev/<device> in a container); resolves
- * with the guest's unpacking time in ms, when it said.
+ * Asks for every layer of `image` to be unpacked, layer i's blob being at places[i] (in a VM,
+ * on the layers' disk; in a container, a file runc mounts at /dev/<device>); resolves with the
+ * guest's unpacking time in ms, when it said.
  */
-export async function unpackLayers(session: AgentSession, image: Image, home: AgentHome): Promise<number | undefined> {
+export async function unpackLayers(session: AgentSession, image: Image, home: AgentHome, places: LayerPlace[]): Promise<number | undefined> {
   session.send(FrameType.Mode, 'unpack');
   if (home === 'vm') session.send(FrameType.Rootfs, ROOTFS_DEVICE);
   image.layers.forEach((layer, i) => {
-    session.send(FrameType.Layer, `${layerDevice(i)} ${layer.size} ${layer.compression} ${layer.diffId}`);
+    session.send(FrameType.Layer, `${places[i].device} ${places[i].offset} ${layer.size} ${layer.compression} ${layer.diffId}`);
   });
   session.send(FrameType.End);
   const code = await session.outcome;
@@ -49,10 +55,8 @@ export async function unpackLayers(session: AgentSession, image: Image, home: Ag
   return unpacking !== undefined && unpacked !== undefined ? (unpacked - unpacking) / 1e6 : undefined;
 }
 
-/** The device of layer i (from 0): vdb, vdc, ... (vda is the VM's image disk). */
-export function layerDevice(index: number): string {
-  return deviceName(index + 1);
-}
+/** The VM's disk holding every layer blob, after the image disk (vda). */
+export const LAYERS_DEVICE = 'vdb';
 
 /** Linux's name for the n-th virtio disk (0: vda). */
 export function deviceName(index: number): string {

@@ -1,10 +1,6 @@
 #include "devices/virtio/block/block.h"
 
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <errno.h>
 
 #include <algorithm>
 #include <cstring>
@@ -44,23 +40,7 @@ bool Transfer(const std::vector<iovec>& iovs, uint64_t offset, Op op) {
 }
 }  // namespace
 
-Block::Block(const std::string& path, bool read_only) : read_only_(read_only) {
-  int fd = open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-  if (fd < 0) throw VmmError("disk " + path + ": " + std::strerror(errno));
-  fd_ = Fd(fd);
-  struct stat st;
-  CheckSys(fstat(fd, &st), "fstat", path);
-  if (S_ISBLK(st.st_mode)) {
-    CheckSys(ioctl(fd, BLKGETSIZE64, &size_bytes_), "BLKGETSIZE64", path);
-  } else if (S_ISREG(st.st_mode)) {
-    size_bytes_ = st.st_size;
-  } else {
-    throw VmmError("disk " + path + ": not a regular file or block device");
-  }
-  id_ = path.substr(path.find_last_of('/') + 1).substr(0, kIdBytes);
-}
-
-uint64_t Block::features() const { return kFeatureFlush | (read_only_ ? kFeatureReadOnly : 0); }
+uint64_t Block::features() const { return kFeatureFlush | (image_.read_only() ? kFeatureReadOnly : 0); }
 
 void Block::ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) {
   // struct virtio_blk_config begins with le64 capacity (in 512-byte sectors); the rest is zero.
@@ -96,15 +76,15 @@ uint8_t Block::Execute(uint32_t type, uint64_t sector, Reader& request, Writer& 
   auto in_range = [&](uint64_t len) {
     return sector <= capacity_sectors() && len <= disk_bytes - sector * kSectorSize;
   };
-  const int fd = fd_.get();
-  const uint64_t file_bytes = size_bytes_;
+  const DiskImage& image = image_;
   switch (type) {
     case kTypeIn: {
       const uint64_t len = data.available();
       if (!in_range(len)) return kStatusIoErr;
-      // Past the end of the file, inside its last partial sector, the disk reads as zeros.
-      auto read = [fd, file_bytes](uint8_t* p, size_t n, uint64_t off) -> ssize_t {
-        if (off < file_bytes) return pread(fd, p, std::min<uint64_t>(n, file_bytes - off), off);
+      // Past the end of the image, inside its last partial sector, the disk reads as zeros.
+      const uint64_t image_bytes = image.size_bytes();
+      auto read = [&image, image_bytes](uint8_t* p, size_t n, uint64_t off) -> ssize_t {
+        if (off < image_bytes) return image.ReadAt(p, std::min<uint64_t>(n, image_bytes - off), off);
         std::memset(p, 0, n);
         return static_cast<ssize_t>(n);
       };
@@ -112,15 +92,15 @@ uint8_t Block::Execute(uint32_t type, uint64_t sector, Reader& request, Writer& 
     }
     case kTypeOut: {
       const uint64_t len = request.available();
-      if (read_only_ || !in_range(len)) return kStatusIoErr;
-      auto write = [fd](uint8_t* p, size_t n, uint64_t off) { return pwrite(fd, p, n, off); };
+      if (image.read_only() || !in_range(len)) return kStatusIoErr;
+      auto write = [&image](uint8_t* p, size_t n, uint64_t off) { return image.WriteAt(p, n, off); };
       return Transfer(request.Take(len), sector * kSectorSize, write) ? kStatusOk : kStatusIoErr;
     }
     case kTypeFlush:
-      return read_only_ || fdatasync(fd) == 0 ? kStatusOk : kStatusIoErr;
+      return image.Flush() == 0 ? kStatusOk : kStatusIoErr;
     case kTypeGetId: {
       char id[kIdBytes] = {};
-      std::memcpy(id, id_.data(), std::min<size_t>(id_.size(), kIdBytes));
+      std::memcpy(id, image.name().data(), std::min<size_t>(image.name().size(), kIdBytes));
       // As Linux does: a buffer shorter than 20 bytes gets what fits.
       const uint64_t n = std::min<uint64_t>(data.available(), kIdBytes);
       if (n == 0) return kStatusIoErr;

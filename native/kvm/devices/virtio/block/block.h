@@ -1,20 +1,22 @@
-// virtio-blk (virtio 1.2, 5.2): a host file as a disk, read-only or read-write. One queue;
-// reads, writes, flush and the device id. Requests run synchronously on the device thread.
+// virtio-blk (virtio 1.2, 5.2): a DiskImage (a host file, or read-only files end to end) as a
+// disk. One queue; reads, writes, flush and the device id. Requests run synchronously on the
+// device thread.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "devices/virtio/block/disk_image.h"
 #include "devices/virtio/descriptor_utils.h"
 #include "devices/virtio/device.h"
-#include "fd.h"
 
 namespace vmm::devices::virtio {
 
 class Block : public VirtioDevice {
  public:
-  // Opens `path` (a regular file or block device); throws VmmError naming it when it cannot.
-  Block(const std::string& path, bool read_only);
+  explicit Block(DiskImage image) : image_(std::move(image)) {}
+  // One file (a regular file or block device); throws VmmError naming it when it cannot open it.
+  Block(const std::string& path, bool read_only) : Block(DiskImage({{path, 0}}, read_only)) {}
 
   uint32_t device_id() const override { return kDeviceIdBlock; }
   uint64_t features() const override;
@@ -24,7 +26,7 @@ class Block : public VirtioDevice {
 
   // A file whose size is not a whole number of sectors (an image layer, say) gets its last
   // sector zero-padded, so that the guest can read every byte of it.
-  uint64_t capacity_sectors() const { return (size_bytes_ + kSectorSize - 1) / kSectorSize; }
+  uint64_t capacity_sectors() const { return (image_.size_bytes() + kSectorSize - 1) / kSectorSize; }
 
  private:
   static constexpr uint64_t kSectorSize = 512;
@@ -32,10 +34,7 @@ class Block : public VirtioDevice {
   // byte in `data`) and returns its status byte.
   uint8_t Execute(uint32_t type, uint64_t sector, Reader& request, Writer& data);
 
-  Fd fd_;
-  bool read_only_;
-  uint64_t size_bytes_;
-  std::string id_;  // what VIRTIO_BLK_T_GET_ID returns: the file's name, at most 20 bytes
+  DiskImage image_;
 };
 
 }  // namespace vmm::devices::virtio
