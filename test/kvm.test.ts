@@ -15,9 +15,10 @@ for (const fixtures of ['build-images.sh', 'build-python.sh']) {
 }
 execFileSync('bash', [path.join(root, 'images', 'agent', 'build.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
-// The rig's own watchdog: the whole suite takes about 25 minutes on a quiet 2-core host and over
-// 50 when another job keeps a core busy (seen in a loaded CI run that the default 50 minutes cut
-// off); 75 minutes still leaves CI's 90 room for setup. Each file has tap's 30-minute limit.
+// The rig's own watchdog: 75 minutes, far above the suite's usual time, so that only a hang trips
+// it. node_modules, dist and build are only read in there: --cached spares them slow 9p lookups.
+// The inner tap collects no coverage (its hooks cost each process seconds under emulation); each
+// file has tap's 30-minute limit.
 t.spawn(
   'bash',
   [
