@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
+#include <thread>
 
 #include "devices/legacy/serial.h"
 #include "tests/check.h"
@@ -192,4 +194,34 @@ TEST(serial_loopback) {
   u.Out(kData, 0x55);
   CHECK_EQ(u.Drain(), std::string(""));  // nothing leaves the UART
   CHECK_EQ(u.In(kData), uint8_t{0x55});
+}
+
+// A host that stops reading the console stalls only the vCPU that transmits: input still reaches
+// the UART (the device thread's EnqueueInput, another vCPU's register reads) meanwhile.
+TEST(serial_blocked_transmit_holds_no_lock) {
+  Uart u;
+  u.EnableReceive();
+  const int size = fcntl(u.pipe_fds[1], F_GETPIPE_SZ);
+  {
+    std::string fill(size, 'x');
+    const int flags = fcntl(u.pipe_fds[1], F_GETFL);
+    fcntl(u.pipe_fds[1], F_SETFL, flags | O_NONBLOCK);
+    CHECK_EQ(write(u.pipe_fds[1], fill.data(), fill.size()), static_cast<ssize_t>(size));
+    fcntl(u.pipe_fds[1], F_SETFL, flags);
+  }
+  std::atomic<bool> sent{false};
+  std::thread vcpu([&] {
+    u.Out(kData, 'y');  // blocks: the pipe is full
+    sent = true;
+  });
+  usleep(50 * 1000);
+  CHECK(!sent.load());
+  const uint8_t input[] = {'i', 'n'};
+  CHECK_EQ(u.serial->EnqueueInput(input, 2), size_t{2});  // returns while the vCPU is blocked
+  CHECK_EQ(u.In(kLsr) & 0x01, 0x01);
+  CHECK_EQ(u.In(kData), uint8_t{'i'});
+  const std::string drained = u.Drain();  // the host reads again: the byte goes out
+  vcpu.join();
+  CHECK(sent.load());
+  CHECK_EQ(drained.size() + u.Drain().size(), static_cast<size_t>(size) + 1);
 }

@@ -33,13 +33,19 @@ void Serial::Read(uint64_t offset, uint8_t* data, uint32_t len) {
 
 void Serial::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
   if (len != 1) return;  // the UART's registers are bytes
+  // Transmits keep the order of the register writes; the blocking write itself happens outside
+  // the state lock, so a host that does not read stalls only the writing vCPU, never the device
+  // thread's input.
+  std::lock_guard<std::mutex> tx_lock(tx_mutex_);
   bool irq = false, room_appeared;
+  std::optional<uint8_t> tx;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const size_t room_before = RxRoomLocked();
-    WriteRegister(offset, data[0], irq);
+    WriteRegister(offset, data[0], irq, tx);
     room_appeared = room_before == 0 && RxRoomLocked() > 0;
   }
+  if (tx) Transmit(*tx);
   if (irq) raise_irq_();
   if (room_appeared) on_rx_space_();
 }
@@ -109,7 +115,7 @@ uint8_t Serial::ReadRegister(uint64_t offset) {
   }
 }
 
-void Serial::WriteRegister(uint64_t offset, uint8_t value, bool& irq) {
+void Serial::WriteRegister(uint64_t offset, uint8_t value, bool& irq, std::optional<uint8_t>& tx) {
   switch (offset) {
     case kData:
       if (lcr_ & kLcrDlab) {
@@ -118,7 +124,7 @@ void Serial::WriteRegister(uint64_t offset, uint8_t value, bool& irq) {
         if (rx_fifo_.size() < kRxFifoSize) rx_fifo_.push_back(value);
         irq = ier_ & kIerRxData;
       } else {
-        Transmit(value);
+        tx = value;
         thr_interrupt_pending_ = true;
         irq = ier_ & kIerThrEmpty;
       }

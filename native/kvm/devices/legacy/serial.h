@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 
 #include "devices/bus.h"
 
@@ -32,7 +33,8 @@ class Serial : public BusDevice {
 
  private:
   uint8_t ReadRegister(uint64_t offset);  // reads never raise an interrupt
-  void WriteRegister(uint64_t offset, uint8_t value, bool& irq);
+  // `tx`: the byte to send once the state lock is released.
+  void WriteRegister(uint64_t offset, uint8_t value, bool& irq, std::optional<uint8_t>& tx);
   void Transmit(uint8_t byte);
   uint8_t InterruptId() const;
   size_t RxRoomLocked() const;
@@ -41,7 +43,8 @@ class Serial : public BusDevice {
   const std::function<void()> raise_irq_;
   const std::function<void()> on_rx_space_;
 
-  std::mutex mutex_;
+  std::mutex tx_mutex_;  // held across a whole register write, transmit included (vCPUs only)
+  std::mutex mutex_;    // the UART's state; never held across the blocking transmit
   std::deque<uint8_t> rx_fifo_;
   bool thr_interrupt_pending_ = false;
   uint8_t ier_ = 0;
