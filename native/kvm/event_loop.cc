@@ -28,7 +28,9 @@ void EventLoop::Remove(int fd) {
   handlers_.erase(fd);
 }
 
-void EventLoop::Start() { thread_ = std::thread(&EventLoop::Run, this); }
+void EventLoop::Start(std::function<void()> prepare) {
+  thread_ = std::thread([this, prepare = std::move(prepare)] { Run(prepare); });
+}
 
 void EventLoop::Stop() {
   stopping_ = true;
@@ -37,7 +39,13 @@ void EventLoop::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void EventLoop::Run() {
+void EventLoop::Run(const std::function<void()>& prepare) {
+  try {
+    if (prepare) prepare();
+  } catch (const std::exception& e) {
+    on_error_(e.what());
+    return;
+  }
   epoll_event events[16];
   while (!stopping_) {
     int n = epoll_wait(epoll_.get(), events, 16, -1);

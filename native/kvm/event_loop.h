@@ -27,11 +27,13 @@ class EventLoop {
   void Add(int fd, uint32_t events, Handler handler);
   void Remove(int fd);
 
-  void Start();
+  // Starts the thread, which first runs `prepare` (naming itself, locking itself down); if that
+  // throws, on_error hears it and the loop does not run.
+  void Start(std::function<void()> prepare = {});
   void Stop();
 
  private:
-  void Run();
+  void Run(const std::function<void()>& prepare);
 
   Fd epoll_;
   Fd wakeup_;  // eventfd: tells the loop to stop

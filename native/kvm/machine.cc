@@ -19,6 +19,7 @@
 #include "error.h"
 #include "loader/initrd.h"
 #include "loader/kernel.h"
+#include "seccomp/filter.h"
 
 namespace vmm {
 
@@ -140,7 +141,10 @@ Machine::~Machine() {
 void Machine::Start() {
   if (started_) throw VmmError("the machine was already started");
   started_ = true;
-  event_loop_.Start();
+  event_loop_.Start([] {
+    pthread_setname_np(pthread_self(), "vmrun-devices");
+    seccomp::InstallOnThisThread(seccomp::ThreadKind::kDevice);
+  });
   running_vcpus_ = vcpus_.size();
   for (auto& vcpu : vcpus_) {
     threads_.emplace_back([this, v = vcpu.get()] { RunVcpu(*v); });
@@ -152,8 +156,10 @@ void Machine::RunVcpu(Vcpu& vcpu) {
   Vcpu::PrepareThreadSignals();
   VcpuExit result;
   try {
+    pthread_setname_np(pthread_self(), ("vmrun-vcpu" + std::to_string(vcpu.index())).c_str());
+    seccomp::InstallOnThisThread(seccomp::ThreadKind::kVcpu);
     result = vcpu.Run(pio_, mmio_, stop_);
-  } catch (const std::exception& e) {  // from a device: it must not end the process from this thread
+  } catch (const std::exception& e) {  // from a device or the filter: it must not end the process from this thread
     result = {VcpuExit::Kind::kError, "vCPU " + std::to_string(vcpu.index()) + ": " + e.what()};
   }
   switch (result.kind) {

@@ -93,3 +93,28 @@ t.test('kill() stops a running guest and wait() says so', async (t) => {
   const exit = await vm.wait();
   t.equal(exit.kind, 'stopped');
 });
+
+t.test('the VMM threads run under their seccomp filters; Node\'s own threads do not', async (t) => {
+  const guest = await probeGuest();
+  const vm = await Machine.boot({ kernel: guest.kernel.bzImage, cmdline: 'console=ttyS0 panic=0 quiet', vcpus: 2 });
+  vm.console.resume();
+  const names = ['vmrun-vcpu0', 'vmrun-vcpu1', 'vmrun-devices'];
+  let threads = new Map<string, string>();  // name -> /proc status
+  // The threads name themselves and install their filters as they start: look until they have.
+  for (let tries = 0; tries < 100; tries++) {
+    threads = new Map();
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      threads.set(tid === String(process.pid) ? 'main' : name, fs.readFileSync(`/proc/self/task/${tid}/status`, 'utf8'));
+    }
+    if (names.every((n) => /^Seccomp:\t2$/m.test(threads.get(n) ?? ''))) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  vm.kill();
+  await vm.wait();
+  for (const name of names) {
+    t.match(threads.get(name), /^Seccomp:\t2$/m, `${name}: filter mode`);
+    t.match(threads.get(name), /^NoNewPrivs:\t1$/m, `${name}: no new privileges`);
+  }
+  t.match(threads.get('main'), /^Seccomp:\t0$/m, 'the Node thread is untouched');
+});

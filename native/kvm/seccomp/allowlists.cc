@@ -1,0 +1,60 @@
+// The system calls each VMM thread may make once the guest runs, x86-64. Setup (opening files,
+// creating the VM, vCPUs, eventfds, sockets to listen on) happens before, on the Node thread.
+// A missing entry shows as the whole process killed by SIGSYS, with the call's number in the
+// kernel log (audit type=1326): add it here only after asking why that thread needs it.
+#include <linux/kvm.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include "seccomp/filter.h"
+
+namespace vmm::seccomp {
+
+namespace {
+// What glibc and libstdc++ need on any of our threads: malloc's memory, locks, the vCPU kick's
+// signal return, the monotonic clock (when the vDSO falls back), thread exit, abort(), and plain
+// reads, writes and closes of fds the thread was given (eventfds, pipes, sockets).
+std::vector<Rule> Common() {
+  return {
+      {SYS_read}, {SYS_write}, {SYS_close},
+      {SYS_brk}, {SYS_mmap}, {SYS_munmap}, {SYS_mremap}, {SYS_mprotect}, {SYS_madvise},
+      {SYS_futex}, {SYS_sched_yield}, {SYS_rt_sigreturn}, {SYS_rt_sigprocmask}, {SYS_restart_syscall},
+      {SYS_clock_gettime}, {SYS_gettid}, {SYS_getpid}, {SYS_tgkill},
+      {SYS_exit}, {SYS_exit_group},
+  };
+}
+
+std::vector<Rule> Vcpu() {
+  std::vector<Rule> rules = Common();
+  // KVM_RUN on its own fd; KVM_IRQ_LINE for the legacy devices it emulates (serial, i8042).
+  rules.push_back({SYS_ioctl, {}, {KVM_RUN, KVM_IRQ_LINE}});
+  // A driver's reset of a virtio device, a register write, runs here: vsock then drops its
+  // connections (their sockets leave its epoll set and close).
+  rules.push_back({SYS_epoll_ctl});
+  return rules;
+}
+
+std::vector<Rule> Device() {
+  std::vector<Rule> rules = Common();
+  rules.insert(rules.end(), {
+      {SYS_epoll_wait}, {SYS_epoll_pwait}, {SYS_epoll_ctl},
+      // virtio-blk.
+      {SYS_pread64}, {SYS_pwrite64}, {SYS_preadv}, {SYS_pwritev}, {SYS_readv}, {SYS_writev}, {SYS_fdatasync},
+      // virtio-rng.
+      {SYS_getrandom},
+      // virtio-vsock: the host side is Unix sockets only.
+      {SYS_socket, {AF_UNIX}}, {SYS_connect}, {SYS_accept}, {SYS_accept4}, {SYS_shutdown},
+      {SYS_getsockopt}, {SYS_fcntl}, {SYS_recvfrom}, {SYS_sendto}, {SYS_recvmsg}, {SYS_sendmsg},
+      // The serial port's interrupt, raised when console input arrives.
+      {SYS_ioctl, {}, {KVM_IRQ_LINE}},
+  });
+  return rules;
+}
+}  // namespace
+
+const std::vector<Rule>& AllowlistFor(ThreadKind kind) {
+  static const std::vector<Rule> vcpu = Vcpu(), device = Device();
+  return kind == ThreadKind::kVcpu ? vcpu : device;
+}
+
+}  // namespace vmm::seccomp

@@ -1,0 +1,68 @@
+#include "seccomp/filter.h"
+
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "error.h"
+
+namespace vmm::seccomp {
+
+namespace {
+constexpr uint32_t kArgLow(int i) { return offsetof(seccomp_data, args) + 8 * i; }  // little endian
+
+sock_filter Statement(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
+sock_filter Jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF_JUMP(code, k, jt, jf); }
+
+// Appends: if the argument's low 32 bits are one of `values`, allow; else kill.
+void CheckArg(std::vector<sock_filter>& out, int arg, const std::vector<uint32_t>& values) {
+  out.push_back(Statement(BPF_LD | BPF_W | BPF_ABS, kArgLow(arg)));
+  for (uint32_t v : values) {
+    out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, v, 0, 1));
+    out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  }
+  out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+}
+}  // namespace
+
+std::vector<sock_filter> Compile(const std::vector<Rule>& rules) {
+  std::vector<sock_filter> out = {
+      // Another ABI (i386, x32) would renumber every call: refuse it outright.
+      Statement(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      Jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      Statement(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      Statement(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, 0, 1),
+      Statement(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+  };
+  for (const Rule& rule : rules) {
+    if (rule.first_arg_values.empty() && rule.second_arg_values.empty()) {
+      out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(rule.nr), 0, 1));
+      out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      continue;
+    }
+    // The argument check ends in a return, so the accumulator need not be reloaded after it.
+    std::vector<sock_filter> check;
+    if (!rule.first_arg_values.empty()) CheckArg(check, 0, rule.first_arg_values);
+    else CheckArg(check, 1, rule.second_arg_values);
+    if (check.size() > 255) throw VmmError("seccomp: too many argument values for one rule");
+    out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(rule.nr), 0, static_cast<uint8_t>(check.size())));
+    out.insert(out.end(), check.begin(), check.end());
+  }
+  out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+  if (out.size() > BPF_MAXINSNS) throw VmmError("seccomp: the filter is too long");
+  return out;
+}
+
+void InstallOnThisThread(ThreadKind kind) {
+  std::vector<sock_filter> program = Compile(AllowlistFor(kind));
+  sock_fprog prog{static_cast<unsigned short>(program.size()), program.data()};
+  CheckSys(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS");
+  // No SECCOMP_FILTER_FLAG_TSYNC: this thread only.
+  CheckSys(static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)), "seccomp");
+}
+
+}  // namespace vmm::seccomp

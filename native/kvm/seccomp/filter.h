@@ -1,0 +1,33 @@
+// seccomp-bpf allowlists for the VMM's own threads, as Firecracker installs one per thread kind:
+// a vCPU thread may run KVM_RUN and little else, the device thread its I/O. Installed by each
+// thread on itself (no TSYNC), so the Node threads around them are untouched. Anything not
+// listed kills the process (SIGSYS): a thread that asks for it is no longer ours.
+#pragma once
+
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace vmm::seccomp {
+
+// One allowed system call; when `first_arg_values` or `second_arg_values` is not empty, that
+// argument's low 32 bits must be one of them (ioctl requests, socket domains).
+struct Rule {
+  long nr;
+  std::vector<uint32_t> first_arg_values = {};
+  std::vector<uint32_t> second_arg_values = {};
+};
+
+enum class ThreadKind { kVcpu, kDevice };
+
+// The allowlist of a thread kind (allowlists.cc: the data, reviewed as data).
+const std::vector<Rule>& AllowlistFor(ThreadKind kind);
+
+// The BPF program for `rules`: x86-64 only, everything else kills the process.
+std::vector<sock_filter> Compile(const std::vector<Rule>& rules);
+
+// Sets no_new_privs and installs the kind's filter on the calling thread; throws SysError.
+void InstallOnThisThread(ThreadKind kind);
+
+}  // namespace vmm::seccomp
