@@ -47,12 +47,15 @@ int mount_tmpfs(const char *target) { return mount_on("tmpfs", target, "tmpfs", 
 
 int mount_root(const char *lower, const char *upper, const char *work, const char *root, bool read_only) {
   char options[4096];
+  /* xino=on: the image's ext4 and the tmpfs on top are two filesystems, and without it readdir's
+   * d_ino (os.scandir's inode(), find, du, rsync) disagree with stat's st_ino. Both use 32-bit
+   * inode numbers, so overlayfs has the high bits to tell them apart. */
   if (read_only) {
     /* overlayfs wants two layers when it has no upper one: `upper` is the top, read-only. */
-    snprintf(options, sizeof options, "lowerdir=%s:%s", upper, lower);
+    snprintf(options, sizeof options, "lowerdir=%s:%s,xino=on", upper, lower);
     return mount_on("overlay", root, "overlay", MS_RDONLY, options);
   }
-  snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+  snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,xino=on", lower, upper, work);
   return mount_on("overlay", root, "overlay", 0, options);
 }
 

@@ -24,7 +24,9 @@ export async function mountOverlay(lower: string, dir: string): Promise<Overlay>
   for (const p of [lower, upper, work]) {
     if (/[,:\\]/.test(p)) throw new ContainerError(`cannot use ${p} in an overlay: it contains a comma, colon or backslash`);
   }
-  await mount(['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, root]);
+  // xino=auto: where the layers' inode numbers leave room (the cache and the run's directory on
+  // two filesystems, say ext4 and tmpfs), readdir's d_ino then agree with stat's st_ino.
+  await mount(['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},xino=auto`, root]);
   return { root, unmount: () => mount([root], 'umount') };
 }
 

@@ -22,18 +22,18 @@ export interface CliOptions {
 }
 
 /**
- * The environment a run gets by default. In the rig (emulated, slow) it leaves out tap's
- * NODE_OPTIONS: its coverage hooks would cost each run about 2 s more, and the unit tests cover
- * the CLI's code on the host.
+ * The environment a run gets. In the rig (emulated, slow) it leaves out tap's NODE_OPTIONS: its
+ * coverage hooks would cost each run about 2 s more, and the unit tests cover the CLI's code on
+ * the host.
  */
-function defaultEnv(): NodeJS.ProcessEnv {
-  if (process.env.VMRUN_RIG !== '1') return process.env;
-  const { NODE_OPTIONS: _, NODE_V8_COVERAGE: __, ...env } = process.env;
-  return env;
+function runEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (process.env.VMRUN_RIG !== '1') return env;
+  const { NODE_OPTIONS: _, NODE_V8_COVERAGE: __, ...rest } = env;
+  return rest;
 }
 
 export function vmrun(args: string[], options: CliOptions = {}): Promise<CliOutcome> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: options.env ?? defaultEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: runEnv(options.env ?? process.env), stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (b: Buffer) => {
