@@ -32,4 +32,4 @@ bash images/probe/build.sh >/dev/null
 bash images/agent/build.sh >/dev/null
 # The rig is needed only where KVM cannot run a standard guest; preparing it is cheap and cached.
 bash test/rig/setup.sh >/dev/null
-echo "vmrun is set up. Tests: npm test; boot benchmark: npm run bench:boot"
+echo "vmrun is set up. Python in a VM and in a container: npm run bench:python; tests: npm test"
