@@ -12,7 +12,7 @@ import { ensureAgentBinary, ensureAgentInitramfs } from './guest/agent';
 import { runBuildScript } from './guest/build';
 import { guestKernel } from './guest/kernel';
 import { cacheDir } from './paths';
-import { FrameType } from './vm/agent/frames';
+import { FrameType } from './agent/frames';
 
 export interface Check {
   name: string;

@@ -6,7 +6,7 @@ export { makeRunSpec, type RunOptions, type RunSpec } from './run/spec';
 export { runImage, type RunImageOptions } from './run/run-image';
 export { ensureImageDisk, imageDiskPath } from './vm/image-disk';
 export type { VmResources, VmRunResult } from './vm/runtime';
-export type { RunControl, Stdio } from './run/process-io';
+export type { RunControl, Stdio } from './agent/process-io';
 export { runInContainer, type ContainerResources, type ContainerRunResult } from './container/runtime';
 export { ensureRootfsDir, rootfsDirPath } from './container/rootfs-dir';
 export { runOn, RUNTIMES, type RuntimeName, type RuntimeOptions } from './run/runtimes';

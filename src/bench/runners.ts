@@ -13,7 +13,7 @@ import { VmrunError } from '../errors';
 import { ensureAgentInitramfs } from '../guest/agent';
 import { ensureGuestKernel } from '../guest/kernel';
 import type { Image } from '../image/layout';
-import type { RunControl } from '../run/process-io';
+import type { RunControl } from '../agent/process-io';
 import { makeRunSpec, type RunSpec } from '../run/spec';
 import { ensureImageDisk } from '../vm/image-disk';
 import { boottimeToNow, DEFAULT_CMDLINE, Machine } from '../vm/machine';

@@ -92,7 +92,7 @@ function onInternalError(err: unknown): void {
 process.on('uncaughtException', onInternalError);
 process.on('unhandledRejection', onInternalError);
 // vmrun's own output going nowhere (a closed pipe) is no failure of the command; a run's relay
-// notices for itself (src/vm/agent/process.ts).
+// notices for itself (src/agent/process.ts).
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
 
 program

@@ -2,7 +2,7 @@
  * The host terminal during a run: raw mode for TTY runs (always restored, whatever ends the run),
  * the user's signals, and the terminal's size as it changes.
  */
-import type { RunControl } from '../run/process-io';
+import type { RunControl } from '../agent/process-io';
 
 /** The signals `docker run` forwards to the process by default that a terminal user sends. */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];

@@ -16,8 +16,8 @@ import { ContainerError } from '../errors';
 import { ensureAgentBinary } from '../guest/agent';
 import { log } from '../log';
 import { onTeardown } from '../teardown';
-import type { ProcessSockets } from '../vm/agent/process';
-import { AgentSession } from '../vm/agent/session';
+import type { ProcessSockets } from '../agent/process';
+import { AgentSession } from '../agent/session';
 import { bundleConfig, type BindMount, type ContainerLimits } from './bundle';
 import { RUNC_ROOT, removeContainer, runc, runcMessage, runcPath } from './runc';
 

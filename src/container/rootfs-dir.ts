@@ -13,9 +13,9 @@ import { digestHex } from '../image/digest';
 import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
-import { ensureCacheEntry } from '../run/cache-entry';
-import { unpackTask, withStatusLine } from '../run/status-line';
-import { deviceName, unpackLayers } from '../vm/agent/specs';
+import { ensureCacheEntry } from '../cache-entry';
+import { unpackTask, withStatusLine } from '../status-line';
+import { deviceName, unpackLayers } from '../agent/specs';
 import { withAgentContainer } from './agent-container';
 
 /** Bump when the unpacker's output changes: old directories are then not reused. */

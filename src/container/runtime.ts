@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 
 import type { Image } from '../image/layout';
-import type { RunControl, Stdio } from '../run/process-io';
-import type { RunSpec } from '../run/spec';
-import { processControl, relayProcess } from '../vm/agent/process';
-import { sendRunSpec } from '../vm/agent/specs';
+import type { RunControl, Stdio } from '../agent/process-io';
+import type { RunSpec } from '../agent/specs';
+import { processControl, relayProcess } from '../agent/process';
+import { sendRunSpec } from '../agent/specs';
 import { withAgentContainer } from './agent-container';
 import type { ContainerLimits } from './bundle';
 import { mountOverlay } from './overlay';

@@ -5,7 +5,7 @@
  */
 import { openLayout, type Image } from '../image/layout';
 import { runInVm, type VmResources, type VmRunResult } from '../vm/runtime';
-import type { RunControl, Stdio } from './process-io';
+import type { RunControl, Stdio } from '../agent/process-io';
 import { makeRunSpec, type RunOptions } from './spec';
 
 export interface RunImageOptions extends RunOptions, VmResources {

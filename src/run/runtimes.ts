@@ -1,6 +1,6 @@
 /** The two runtimes behind one call: a RunSpec of an image in a microVM or in a runc container. */
 import type { Image } from '../image/layout';
-import type { RunControl, Stdio } from './process-io';
+import type { RunControl, Stdio } from '../agent/process-io';
 import { vmResources, type Resources } from './resources';
 import type { RunSpec } from './spec';
 

@@ -5,8 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 
+import type { RunSpec } from '../agent/specs';
 import { RunSpecError } from '../errors';
 import type { ImageConfig } from '../image/config';
+
+export type { RunSpec };
 
 /** docker's PATH for an image that sets none (moby oci/defaults.go). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -29,17 +32,6 @@ export interface RunOptions {
   readOnly?: boolean;
 }
 
-/** Everything a runtime needs to start the process; nothing here needs the image's files. */
-export interface RunSpec {
-  argv: string[];
-  env: string[];
-  workdir: string;
-  user: string;
-  hostname: string;
-  tty?: { rows: number; cols: number };
-  readOnly: boolean;
-  resolvConf: string;
-}
 
 export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunSpec {
   const entrypoint = options.entrypoint === undefined ? config.entrypoint : options.entrypoint === '' ? [] : [options.entrypoint];

@@ -3,7 +3,7 @@
  * obeyed within a grace period is followed by SIGKILL, then by tearing the VM or container down.
  * `--timeout` kills the run the same way and makes its exit code 124, as timeout(1) does.
  */
-import type { RunControl } from './process-io';
+import type { RunControl } from '../agent/process-io';
 
 export const TIMEOUT_EXIT_CODE = 124;
 const GRACE_MS = 10_000;

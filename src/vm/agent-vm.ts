@@ -12,8 +12,8 @@ import { ensureAgentInitramfs } from '../guest/agent';
 import { ensureGuestKernel } from '../guest/kernel';
 import { log } from '../log';
 import { onTeardown } from '../teardown';
-import { AgentListener, AgentPort } from './agent/listener';
-import { AgentSession } from './agent/session';
+import { AgentListener, AgentPort } from './agent-listener';
+import { AgentSession } from '../agent/session';
 import { DEFAULT_CMDLINE, Machine, type Drive, type MachineExit } from './machine';
 
 /** The guest's CID; each VM has its own vsock, so every VM can use the same one. */

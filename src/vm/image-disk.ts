@@ -16,9 +16,9 @@ import { digestHex } from '../image/digest';
 import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
-import { ensureCacheEntry } from '../run/cache-entry';
-import { unpackTask, withStatusLine } from '../run/status-line';
-import { LAYERS_DEVICE, unpackLayers } from './agent/specs';
+import { ensureCacheEntry } from '../cache-entry';
+import { unpackTask, withStatusLine } from '../status-line';
+import { LAYERS_DEVICE, unpackLayers } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 
 /** Bump when the disk's format or the unpacker's output changes: old disks are then not reused. */

@@ -6,11 +6,11 @@
  */
 import { AgentError } from '../errors';
 import type { Image } from '../image/layout';
-import type { RunControl, Stdio } from '../run/process-io';
-import type { RunSpec } from '../run/spec';
-import { AgentPort } from './agent/listener';
-import { processControl, relayProcess } from './agent/process';
-import { sendRunSpec } from './agent/specs';
+import type { RunControl, Stdio } from '../agent/process-io';
+import type { RunSpec } from '../agent/specs';
+import { AgentPort } from './agent-listener';
+import { processControl, relayProcess } from '../agent/process';
+import { sendRunSpec } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 import { ensureImageDisk, type ImageDisk } from './image-disk';
 import type { MachineExit } from './machine';

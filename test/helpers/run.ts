@@ -7,7 +7,7 @@ import { AgentError, VmrunError } from '../../src/errors';
 import { openLayout, type Image } from '../../src/image/layout';
 import { runImage, type RunImageOptions } from '../../src/run/run-image';
 import { imageDiskPath } from '../../src/vm/image-disk';
-import type { RunControl } from '../../src/run/process-io';
+import type { RunControl } from '../../src/agent/process-io';
 import type { VmRunResult } from '../../src/vm/runtime';
 import { testImages } from './images';
 

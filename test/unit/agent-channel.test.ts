@@ -8,9 +8,9 @@ import path from 'node:path';
 import t from 'tap';
 
 import { AgentError } from '../../src/errors';
-import { encodeFrame, FrameReader, FrameType, MAX_FRAME_BYTES, u32 } from '../../src/vm/agent/frames';
-import { AgentListener, AgentPort } from '../../src/vm/agent/listener';
-import { AgentSession } from '../../src/vm/agent/session';
+import { encodeFrame, FrameReader, FrameType, MAX_FRAME_BYTES, u32 } from '../../src/agent/frames';
+import { AgentListener, AgentPort } from '../../src/vm/agent-listener';
+import { AgentSession } from '../../src/agent/session';
 
 t.test('frames split at every byte boundary come out whole', async (t) => {
   const stream = Buffer.concat([encodeFrame(FrameType.Phase, 'agent 12345'), encodeFrame(FrameType.Exit, u32(7))]);

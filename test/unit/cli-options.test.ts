@@ -8,7 +8,7 @@ import t from 'tap';
 
 import { UsageError } from '../../src/errors';
 import { environment } from '../../src/run/env-file';
-import type { RunControl } from '../../src/run/process-io';
+import type { RunControl } from '../../src/agent/process-io';
 import { splitLayoutRef } from '../../src/run/resolve-image';
 import { parseBytes, parseCpus, parseMemory, vmResources } from '../../src/run/resources';
 import { supervise } from '../../src/run/supervise';

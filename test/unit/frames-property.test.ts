@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import t from 'tap';
 
 import { AgentError } from '../../src/errors';
-import { encodeFrame, FrameReader, MAX_FRAME_BYTES } from '../../src/vm/agent/frames';
+import { encodeFrame, FrameReader, MAX_FRAME_BYTES } from '../../src/agent/frames';
 
 const frame = fc.record({ type: fc.integer({ min: 1, max: 255 }), payload: fc.uint8Array({ maxLength: 300 }) });
 

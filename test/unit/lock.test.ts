@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import t from 'tap';
 
-import { ensureCacheEntry } from '../../src/run/cache-entry';
+import { ensureCacheEntry } from '../../src/cache-entry';
 import { isLocked, lock, lockFile } from '../../src/lock';
 
 const LOCK_JS = path.join(__dirname, '..', '..', 'dist', 'src', 'lock.js');

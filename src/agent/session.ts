@@ -5,7 +5,7 @@
  */
 import type net from 'node:net';
 
-import { AgentError } from '../../errors';
+import { AgentError } from '../errors';
 import { encodeFrame, FrameReader, FrameType, type Frame } from './frames';
 
 const MAX_PHASES = 64;

@@ -3,11 +3,25 @@
  * agent under runc, except for what runc sets up itself in container mode (the root, the host
  * name, read-only-ness, /etc/resolv.conf).
  */
-import { AgentError } from '../../errors';
-import type { Image } from '../../image/layout';
-import type { RunSpec } from '../../run/spec';
+import { AgentError } from '../errors';
+import type { Image } from '../image/layout';
 import { FrameType, terminalSize } from './frames';
 import type { AgentSession } from './session';
+
+/**
+ * Everything a runtime needs to start the process, decided by src/run/spec.ts from the image
+ * config and the user's options; nothing here needs the image's files.
+ */
+export interface RunSpec {
+  argv: string[];
+  env: string[];
+  workdir: string;
+  user: string;
+  hostname: string;
+  tty?: { rows: number; cols: number };
+  readOnly: boolean;
+  resolvConf: string;
+}
 
 /** Where the agent runs: PID 1 of a VM, or the first process of a runc container. */
 export type AgentHome = 'vm' | 'container';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-import { log } from '../../log';
+import { log } from '../log';
 
 export enum AgentPort {
   Control = 1024,

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
-import type { RunControl, Stdio } from '../../run/process-io';
+import type { RunControl, Stdio } from './process-io';
 import { FrameType, terminalSize, u32 } from './frames';
 import type { AgentSession } from './session';
 

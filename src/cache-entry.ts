@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { withLock } from '../lock';
+import { withLock } from './lock';
 
 /**
  * Returns `entry` (a path) once it exists, calling `make(temp)` to fill a temporary path first

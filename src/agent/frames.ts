@@ -3,7 +3,7 @@
  * the type byte and payload), u8 type, payload. The guest writes what we read here, so every
  * length is checked before anything is buffered.
  */
-import { AgentError } from '../../errors';
+import { AgentError } from '../errors';
 
 export const MAX_FRAME_BYTES = 1 << 20;
 
