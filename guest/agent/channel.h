@@ -19,6 +19,7 @@ enum frame_type {
   FRAME_TTY = 9,
   FRAME_READONLY = 10,
   FRAME_RESOLV = 11,
+  FRAME_HOSTS = 12,
   FRAME_END = 15,
   FRAME_SIGNAL = 16,
   FRAME_RESIZE = 17,

@@ -65,12 +65,9 @@ static int prepare_upper(const struct spec *s, const char *hostname) {
   char text[512];
   snprintf(text, sizeof text, "%s\n", hostname);
   if (write_file(UPPER_DIR "/etc/hostname", text) != 0) return -1;
-  snprintf(text, sizeof text,
-           "127.0.0.1\tlocalhost\n"
-           "::1\tlocalhost ip6-localhost ip6-loopback\n"
-           "127.0.1.1\t%s\n",
-           hostname);
-  if (write_file(UPPER_DIR "/etc/hosts", text) != 0) return -1;
+  /* /etc/hosts and /etc/resolv.conf are the host's text (src/agent/etc-files.ts), the same the
+   * container runtime bind-mounts. */
+  if (s->hosts && write_file(UPPER_DIR "/etc/hosts", s->hosts) != 0) return -1;
   if (s->resolv && write_file(UPPER_DIR "/etc/resolv.conf", s->resolv) != 0) return -1;
   return 0;
 }

@@ -26,7 +26,7 @@ void spec_free(struct spec *s) {
   free(s->layers);
   free_list(s->argv);
   free_list(s->env);
-  free(s->workdir), free(s->user), free(s->hostname), free(s->resolv);
+  free(s->workdir), free(s->user), free(s->hostname), free(s->resolv), free(s->hosts);
   spec_init(s);
 }
 
@@ -120,7 +120,7 @@ static int set_once(char **field, const char *what, const unsigned char *payload
 
 static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
   char *str;
-  if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV))
+  if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV || type == FRAME_HOSTS))
     return fail("bad spec: frame type %u in container mode: runc sets that up", type);
   switch (type) {
   case FRAME_ARG:
@@ -161,6 +161,8 @@ static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payl
     return 0;
   case FRAME_RESOLV:
     return set_once(&s->resolv, "RESOLV", payload, len);
+  case FRAME_HOSTS:
+    return set_once(&s->hosts, "HOSTS", payload, len);
   }
   return fail("bad spec: frame type %u is not part of a run spec", type);
 }

@@ -28,7 +28,7 @@ struct spec {
   size_t argc;
   char **env; /* NULL-terminated */
   size_t nenv;
-  char *workdir, *user, *hostname, *resolv; /* NULL when not sent */
+  char *workdir, *user, *hostname, *resolv, *hosts; /* NULL when not sent */
   bool tty, readonly;
   uint16_t rows, cols;
   /* Set before the first frame when the agent runs under runc (`init container`): there are no

@@ -19,6 +19,7 @@ export enum FrameType {
   Tty = 9,
   ReadOnly = 10,
   Resolv = 11,
+  Hosts = 12,
   End = 15,
   Signal = 16,
   Resize = 17,

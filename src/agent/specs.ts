@@ -5,6 +5,7 @@
  */
 import { AgentError } from '../errors';
 import type { Image } from '../image/layout';
+import { etcFiles } from './etc-files';
 import { FrameType, terminalSize } from './frames';
 import type { AgentSession } from './session';
 
@@ -38,9 +39,11 @@ export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHom
   if (spec.user) session.send(FrameType.User, spec.user);
   if (spec.tty) session.send(FrameType.Tty, terminalSize(spec.tty.rows, spec.tty.cols));
   if (home === 'vm') {
+    const etc = etcFiles(spec);
     session.send(FrameType.Hostname, spec.hostname);
     if (spec.readOnly) session.send(FrameType.ReadOnly);
-    session.send(FrameType.Resolv, spec.resolvConf);
+    session.send(FrameType.Resolv, etc['resolv.conf']);
+    session.send(FrameType.Hosts, etc.hosts);
   }
   session.send(FrameType.End);
 }

@@ -9,11 +9,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { Image } from '../image/layout';
-import type { RunControl, Stdio } from '../agent/process-io';
-import type { RunSpec } from '../agent/specs';
+import { etcFiles } from '../agent/etc-files';
 import { processControl, relayProcess } from '../agent/process';
-import { sendRunSpec } from '../agent/specs';
+import type { RunControl, Stdio } from '../agent/process-io';
+import { sendRunSpec, type RunSpec } from '../agent/specs';
+import type { Image } from '../image/layout';
 import { withAgentContainer } from './agent-container';
 import type { ContainerLimits } from './bundle';
 import { mountOverlay } from './overlay';
@@ -48,7 +48,7 @@ export async function runInContainer(
     const overlay = await mountOverlay(rootfs.path, dir);
     mounted = true;
     try {
-      const binds = etcFiles(spec, path.join(dir, 'etc'));
+      const binds = etcBinds(spec, path.join(dir, 'etc'));
       const options = { root: overlay.root, readOnlyRoot: spec.readOnly, hostname: spec.hostname, binds, limits: resources, stdio: true, name: resources.name };
       return await withAgentContainer(options, async ({ session, sockets, stop }) => {
         sendRunSpec(session, spec, 'container');
@@ -66,19 +66,10 @@ export async function runInContainer(
   }
 }
 
-/**
- * /etc/hostname, /etc/hosts and /etc/resolv.conf as docker provides them, bind-mounted from files
- * of the run's; their text is the agent's in a VM (run.c, prepare_upper), which the runtime
- * matrix test compares byte for byte.
- */
-function etcFiles(spec: RunSpec, dir: string): { source: string; destination: string; readOnly: boolean }[] {
+/** /etc/hostname, /etc/hosts and /etc/resolv.conf as docker provides them, bind-mounted from files of the run's. */
+function etcBinds(spec: RunSpec, dir: string): { source: string; destination: string; readOnly: boolean }[] {
   fs.mkdirSync(dir);
-  const files: Record<string, string> = {
-    hostname: `${spec.hostname}\n`,
-    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${spec.hostname}\n`,
-    'resolv.conf': spec.resolvConf,
-  };
-  return Object.entries(files).map(([name, text]) => {
+  return Object.entries(etcFiles(spec)).map(([name, text]) => {
     const source = path.join(dir, name);
     fs.writeFileSync(source, text, { mode: 0o644 });
     return { source, destination: `/etc/${name}`, readOnly: spec.readOnly };

@@ -456,20 +456,22 @@ static void test_spec(void) {
   ok(spec_add(&s, FRAME_TTY, (const unsigned char *)"\x18\x00", 2) != 0, "short TTY refused");
   ok(spec_add(&s, FRAME_TTY, (const unsigned char *)"\x18\x00\x50\x00", 4) == 0 && s.tty && s.rows == 24 && s.cols == 80, "TTY size");
   ok(add(&s, FRAME_READONLY, "x") != 0, "READONLY with a payload refused");
+  ok(add(&s, FRAME_HOSTS, "127.0.0.1\tlocalhost\n") == 0 && strcmp(s.hosts, "127.0.0.1\tlocalhost\n") == 0, "HOSTS kept as sent");
+  ok(add(&s, FRAME_HOSTS, "again\n") != 0, "HOSTS twice refused");
   ok(add(&s, FRAME_SIGNAL, "1234") != 0, "SIGNAL inside the spec refused");
   ok(add(&s, 99, "") != 0, "unknown frame type refused");
   spec_free(&s);
 
-  /* Container mode: runc provides the root, host name, read-only-ness and resolv.conf. */
+  /* Container mode: runc provides the root, host name, read-only-ness, resolv.conf and hosts. */
   spec_init(&s);
   s.container = true;
   ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
      "container mode: a run spec without ROOTFS");
   spec_free(&s);
-  const char *runc_frames[] = {"ROOTFS", "HOSTNAME", "READONLY", "RESOLV"};
-  const uint8_t runc_types[] = {FRAME_ROOTFS, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV};
-  const char *payloads[] = {"vda", "host", "", "nameserver 1.1.1.1\n"};
-  for (size_t i = 0; i < 4; i++) {
+  const char *runc_frames[] = {"ROOTFS", "HOSTNAME", "READONLY", "RESOLV", "HOSTS"};
+  const uint8_t runc_types[] = {FRAME_ROOTFS, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS};
+  const char *payloads[] = {"vda", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n"};
+  for (size_t i = 0; i < 5; i++) {
     spec_init(&s);
     s.container = true;
     ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, runc_types[i], payloads[i]) != 0, "container mode: %s refused", runc_frames[i]);
