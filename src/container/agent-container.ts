@@ -1,7 +1,7 @@
 /**
  * A runc container whose first process is the vmrun agent (`init container`): the same agent as
  * a VM's PID 1, speaking the same frames, over descriptors runc passes through instead of vsock
- * (fd 3 control, 4-6 stdio; guest/agent/PROTOCOL.md). The agent is started from a descriptor
+ * (AgentFd in src/agent/channels.ts; guest/agent/PROTOCOL.md). The agent is started from a descriptor
  * (/proc/self/fd/N), so nothing of vmrun appears in the container's files. Whatever happens, the
  * container is gone when this returns.
  */
@@ -12,12 +12,13 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+import { AgentFd } from '../agent/channels';
+import type { ProcessSockets } from '../agent/process';
+import { AgentSession } from '../agent/session';
 import { ContainerError } from '../errors';
 import { ensureAgentBinary } from '../guest/agent';
 import { log } from '../log';
 import { onTeardown } from '../teardown';
-import type { ProcessSockets } from '../agent/process';
-import { AgentSession } from '../agent/session';
 import { bundleConfig, type BindMount, type ContainerLimits } from './bundle';
 import { RUNC_ROOT, removeContainer, runc, runcMessage, runcPath } from './runc';
 
@@ -60,7 +61,7 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     // A copy of its own: what the container could reach through /proc/1/exe is this file alone.
     const init = path.join(bundle, 'init');
     fs.copyFileSync(agent, init);
-    const agentFd = options.stdio ? 7 : 4;
+    const agentFd = (options.stdio ? AgentFd.Stderr : AgentFd.Control) + 1;
     fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(bundleConfig({
       root: options.root,
       readOnlyRoot: options.readOnlyRoot,
@@ -106,10 +107,10 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     });
     ended.catch(() => {});  // only the session below asks, and only when it lost the agent
     // A lost connection means runc or the agent ended; runc's exit says which and why.
-    const s = new AgentSession(runcProcess.stdio[3] as net.Socket, (lost) => ended.then(() => lost, (err: Error) => err));
+    const s = new AgentSession(runcProcess.stdio[AgentFd.Control] as net.Socket, (lost) => ended.then(() => lost, (err: Error) => err));
     session = s;
     const socket = (fd: number) => Promise.resolve(runcProcess.stdio[fd] as net.Socket);
-    const sockets = options.stdio ? { stdin: socket(4), stdout: socket(5), stderr: socket(6) } : undefined;
+    const sockets = options.stdio ? { stdin: socket(AgentFd.Stdin), stdout: socket(AgentFd.Stdout), stderr: socket(AgentFd.Stderr) } : undefined;
     const stop = () => void runc(['kill', id, 'KILL']).catch(() => runcProcess.kill('SIGKILL'));
     unregister = onTeardown(stop);
     return await body({ session: s, sockets, stop });

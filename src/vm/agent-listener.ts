@@ -8,14 +8,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
+import { AgentPort } from '../agent/channels';
 import { log } from '../log';
-
-export enum AgentPort {
-  Control = 1024,
-  Stdin = 1025,
-  Stdout = 1026,
-  Stderr = 1027,
-}
 
 export class AgentListener {
   /** Give this to the VMM as the vsock's Unix socket path. */

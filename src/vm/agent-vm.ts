@@ -12,7 +12,8 @@ import { ensureAgentInitramfs } from '../guest/agent';
 import { ensureGuestKernel } from '../guest/kernel';
 import { log } from '../log';
 import { onTeardown } from '../teardown';
-import { AgentListener, AgentPort } from './agent-listener';
+import { AgentPort } from '../agent/channels';
+import { AgentListener } from './agent-listener';
 import { AgentSession } from '../agent/session';
 import { DEFAULT_CMDLINE, Machine, type Drive, type MachineExit } from './machine';
 

@@ -8,7 +8,7 @@ import { AgentError } from '../errors';
 import type { Image } from '../image/layout';
 import type { RunControl, Stdio } from '../agent/process-io';
 import type { RunSpec } from '../agent/specs';
-import { AgentPort } from './agent-listener';
+import { AgentPort } from '../agent/channels';
 import { processControl, relayProcess } from '../agent/process';
 import { sendRunSpec } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';

@@ -9,7 +9,8 @@ import t from 'tap';
 
 import { AgentError } from '../../src/errors';
 import { encodeFrame, FrameReader, FrameType, MAX_FRAME_BYTES, u32 } from '../../src/agent/frames';
-import { AgentListener, AgentPort } from '../../src/vm/agent-listener';
+import { AgentPort } from '../../src/agent/channels';
+import { AgentListener } from '../../src/vm/agent-listener';
 import { AgentSession } from '../../src/agent/session';
 
 t.test('frames split at every byte boundary come out whole', async (t) => {
