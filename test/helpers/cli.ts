@@ -3,9 +3,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { packageRoot } from '../../src/paths';
 import { layoutOf, type TestLayout } from './images';
 
-const root = path.join(__dirname, '..', '..');
+const root = packageRoot;
 export const CLI = path.join(root, 'dist', 'src', 'cli', 'main.js');
 
 export interface CliOutcome {

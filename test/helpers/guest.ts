@@ -7,9 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { ensureGuestKernel, type GuestKernel } from '../../src/guest/kernel';
+import { packageRoot } from '../../src/paths';
 import { Machine, type BootOptions, type MachineExit } from '../../src/vm/machine';
 
-const root = path.join(__dirname, '..', '..');
+const root = packageRoot;
 
 export interface ProbeGuest {
   kernel: GuestKernel;

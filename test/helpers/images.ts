@@ -7,7 +7,9 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-const script = path.join(__dirname, '..', 'fixtures', 'build-images.sh');
+import { packageRoot } from '../../src/paths';
+
+const script = path.join(packageRoot, 'test', 'fixtures', 'build-images.sh');
 
 /** The names of the layouts the script builds. */
 export type TestLayout =
@@ -51,7 +53,7 @@ export function testImages(): Promise<string> {
  * test/fixtures/build-python.sh: a stand-in for python:3.10 that needs no network.
  */
 export function pythonLayout(): Promise<string> {
-  return buildOnce(path.join(__dirname, '..', 'fixtures', 'build-python.sh'), 'the python image');
+  return buildOnce(path.join(packageRoot, 'test', 'fixtures', 'build-python.sh'), 'the python image');
 }
 
 /** The path of one layout (built if need be). */

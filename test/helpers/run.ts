@@ -44,7 +44,8 @@ export async function run(
     if (onStdout && control) onStdout(Buffer.concat(out).toString(), control);
   });
   stderr.on('data', (b: Buffer) => err.push(b));
-  const stdin = options.stdin instanceof Buffer ? Readable.from([options.stdin]) : options.stdin;
+  const given = options.stdin;
+  const stdin = given === undefined || given instanceof Readable ? given : Readable.from([given]);
   const start = performance.now();
   try {
     const result = await runImage({ ...options, image, stdio: { stdin, stdout, stderr }, onStart: (c) => (control = c) });

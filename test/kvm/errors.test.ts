@@ -5,10 +5,11 @@ import path from 'node:path';
 import t from 'tap';
 
 import { KvmUnavailableError, MachineConfigError } from '../../src/errors';
+import { packageRoot } from '../../src/paths';
 import { Machine } from '../../src/vm/machine';
 import { probeGuest, processResources } from '../helpers/guest';
 
-const root = path.join(__dirname, '..', '..');
+const root = packageRoot;
 
 t.test('bad input is refused with a clear error, and nothing is left running', async (t) => {
   const guest = await probeGuest();

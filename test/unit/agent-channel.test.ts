@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { AgentError } from '../../src/errors';
 import { encodeFrame, FrameReader, FrameType, MAX_FRAME_BYTES, u32 } from '../../src/agent/frames';
@@ -32,7 +32,7 @@ t.test('a frame length out of range is refused before anything is buffered', asy
 });
 
 /** A session whose far end is a fake agent; returns both ends. */
-async function sessionWithFakeAgent(t: Tap.Test): Promise<{ session: AgentSession; agent: net.Socket }> {
+async function sessionWithFakeAgent(t: Test): Promise<{ session: AgentSession; agent: net.Socket }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-channel-'));
   const listener = await AgentListener.open(dir);
   t.teardown(() => {

@@ -20,6 +20,6 @@ t.test('probe() says whether this host can run a guest, and if not, how to fix i
   if (probe.usable) {
     t.ok(probe.maxVcpus >= 1, `KVM allows ${probe.maxVcpus} vCPUs`);
   } else {
-    t.match(probe.error, /\/dev\/kvm .*(rig|group|VT-x)/, probe.error);
+    t.match(probe.error, /\/dev\/kvm .*(rig|group|VT-x)/, probe.error ?? 'no error given');
   }
 });
