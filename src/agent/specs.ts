@@ -1,7 +1,7 @@
 /**
  * The specs the host sends the agent (guest/agent/PROTOCOL.md), the same for a VM and for the
- * agent under runc, except for what runc sets up itself in container mode (the root, the host
- * name, read-only-ness, /etc/resolv.conf).
+ * agent under runc, except for what runc and the host set up themselves in container mode (the
+ * root, the host name, read-only-ness, /etc/hosts and /etc/resolv.conf).
  */
 import { AgentError } from '../errors';
 import type { Image } from '../image/layout';
