@@ -27,7 +27,7 @@ std::vector<Rule> Common() {
 std::vector<Rule> Vcpu() {
   std::vector<Rule> rules = Common();
   // KVM_RUN on its own fd; KVM_IRQ_LINE for the legacy devices it emulates (serial, i8042).
-  rules.push_back({SYS_ioctl, {}, {KVM_RUN, KVM_IRQ_LINE}});
+  rules.push_back({SYS_ioctl, 1, {KVM_RUN, KVM_IRQ_LINE}});
   // A driver's reset of a virtio device, a register write, runs here: vsock then drops its
   // connections (their sockets leave its epoll set and close).
   rules.push_back({SYS_epoll_ctl});
@@ -43,10 +43,10 @@ std::vector<Rule> Device() {
       // virtio-rng.
       {SYS_getrandom},
       // virtio-vsock: the host side is Unix sockets only.
-      {SYS_socket, {AF_UNIX}}, {SYS_connect}, {SYS_accept}, {SYS_accept4}, {SYS_shutdown},
+      {SYS_socket, 0, {AF_UNIX}}, {SYS_connect}, {SYS_accept}, {SYS_accept4}, {SYS_shutdown},
       {SYS_getsockopt}, {SYS_fcntl}, {SYS_recvfrom}, {SYS_sendto}, {SYS_recvmsg}, {SYS_sendmsg},
       // The serial port's interrupt, raised when console input arrives.
-      {SYS_ioctl, {}, {KVM_IRQ_LINE}},
+      {SYS_ioctl, 1, {KVM_IRQ_LINE}},
   });
   return rules;
 }

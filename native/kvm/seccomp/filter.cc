@@ -39,15 +39,15 @@ std::vector<sock_filter> Compile(const std::vector<Rule>& rules) {
       Statement(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
   };
   for (const Rule& rule : rules) {
-    if (rule.first_arg_values.empty() && rule.second_arg_values.empty()) {
+    if (rule.arg < 0) {
       out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(rule.nr), 0, 1));
       out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
       continue;
     }
     // The argument check ends in a return, so the accumulator need not be reloaded after it.
+    if (rule.arg > 5 || rule.values.empty()) throw VmmError("seccomp: a rule checks one of arguments 0-5 against values");
     std::vector<sock_filter> check;
-    if (!rule.first_arg_values.empty()) CheckArg(check, 0, rule.first_arg_values);
-    else CheckArg(check, 1, rule.second_arg_values);
+    CheckArg(check, rule.arg, rule.values);
     if (check.size() > 255) throw VmmError("seccomp: too many argument values for one rule");
     out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(rule.nr), 0, static_cast<uint8_t>(check.size())));
     out.insert(out.end(), check.begin(), check.end());

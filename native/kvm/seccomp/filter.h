@@ -11,12 +11,12 @@
 
 namespace vmm::seccomp {
 
-// One allowed system call; when `first_arg_values` or `second_arg_values` is not empty, that
-// argument's low 32 bits must be one of them (ioctl requests, socket domains).
+// One allowed system call; with `arg` (0-5), that argument's low 32 bits must be one of
+// `values` (an ioctl's request, a socket's domain).
 struct Rule {
   long nr;
-  std::vector<uint32_t> first_arg_values = {};
-  std::vector<uint32_t> second_arg_values = {};
+  int arg = -1;
+  std::vector<uint32_t> values = {};
 };
 
 enum class ThreadKind { kVcpu, kDevice };
