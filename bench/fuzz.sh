@@ -11,6 +11,7 @@
 #   virtio_mmio    the transport and rng, blk (ro, rw), vsock behind it: registers, rings, doorbells
 #   vsock_packets  vsock packets, rx buffers and host socket events straight into the device
 #   agent_frames   the agent's frame reader and spec parser (what the host sends)
+#   control_messages  the host's decoder of what a VMM process sends (a guest that owns its VMM)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 limit=(-runs=10000000)
@@ -44,12 +45,14 @@ build virtio_mmio native/kvm/fuzz/virtio_mmio_fuzz.cc "${vmm[@]}" native/kvm/dev
   native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/virtio/block/*.cc native/kvm/devices/virtio/vsock/*.cc
 build vsock_packets native/kvm/fuzz/vsock_packets_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/vsock/*.cc
 build agent_frames guest/agent/fuzz/frames_fuzz.c guest/agent/channel.c guest/agent/spec.c guest/agent/util.c
+build control_messages native/kvm/fuzz/control_messages_fuzz.cc native/kvm/control/messages.cc native/kvm/control/wire.cc \
+  native/kvm/error.cc
 
 corpus_of() {
   case "$1" in agent_frames) echo guest/agent/fuzz/corpus ;; *) echo "native/kvm/fuzz/corpus/$1" ;; esac
 }
 status=0
-for name in virtio_mmio vsock_packets agent_frames; do
+for name in virtio_mmio vsock_packets agent_frames control_messages; do
   [ -z "$only" ] || [ "$only" = "$name" ] || continue
   fresh="$out/corpus/$name"
   mkdir -p "$fresh"

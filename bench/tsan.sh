@@ -7,12 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/tsan
 mkdir -p "$out"
-# The test target's sources, as binding.gyp lists them (a Python literal).
+# The test target's sources, as binding.gyp lists them (a Python literal after its comment lines,
+# with "<@(name)" standing for a shared list).
 mapfile -t sources < <(python3 -c '
-import ast, sys
-gyp = ast.literal_eval(open("binding.gyp").read())
+import ast
+text = "".join(l for l in open("binding.gyp") if not l.lstrip().startswith("#"))
+gyp = ast.literal_eval(text)
 target = next(t for t in gyp["targets"] if t["target_name"] == "vmm_unit_tests")
-print("\n".join(target["sources"]))')
+for s in target["sources"]:
+    print("\n".join(gyp["variables"][s[3:-1]]) if s.startswith("<@(") else s)')
 g++ -std=c++17 -O1 -g -fsanitize=thread -Inative/kvm -o "$out/vmm_unit_tests" "${sources[@]}" -lpthread
 # handle_segv=0: the guard-page test expects its child to die by SIGSEGV, as without TSan.
 if ! TSAN_OPTIONS="handle_segv=0 halt_on_error=1 exitcode=66" "$out/vmm_unit_tests" >"$out/tap.txt"; then

@@ -1,25 +1,22 @@
-// The Node face of the VMM: a thin N-API layer over vmm::Machine. Everything here converts
-// between JS values and the VMM's types; the VMM itself lives in native/kvm/.
+// The Node face of the VMM: a thin N-API layer over vmm::control::VmmProcess, which runs each VM
+// in a jailed process of its own (native/vmm/). Everything here converts between JS values and
+// the VMM's types; no guest memory and no vCPU is ever in this process.
 #include <napi.h>
 
 #include <time.h>
 
 #include <memory>
 
+#include "control/vmm_process.h"
 #include "error.h"
 #include "kvm.h"
-#include "machine.h"
 
 namespace {
 
-const char* ExitKindName(vmm::MachineExit::Kind kind) {
-  switch (kind) {
-    case vmm::MachineExit::Kind::kReset: return "reset";
-    case vmm::MachineExit::Kind::kStopped: return "stopped";
-    case vmm::MachineExit::Kind::kTripleFault: return "triple-fault";
-    case vmm::MachineExit::Kind::kError: return "error";
-  }
-  return "error";
+// vmm::MachineExit::Kind, by number.
+const char* ExitKindName(uint32_t kind) {
+  static const char* const names[] = {"reset", "stopped", "triple-fault", "error"};
+  return kind < 4 ? names[kind] : "error";
 }
 
 // Runs `body`, turning VMM exceptions into JS errors: a SysError keeps its call and errno.
@@ -70,10 +67,11 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
                         InstanceMethod<&NativeMachine::Destroy>("destroy"),
                         InstanceMethod<&NativeMachine::TakeConsole>("takeConsole"),
                         InstanceMethod<&NativeMachine::Memory>("memory"),
+                        InstanceMethod<&NativeMachine::Process>("process"),
                         InstanceMethod<&NativeMachine::BootTimer>("bootTimer")});
   }
 
-  // new NativeMachine({ kernel, initrd?, cmdline, memoryMiB, vcpus,
+  // new NativeMachine({ vmm, kernel, initrd?, cmdline, memoryMiB, vcpus,
   //                     drives?: [{ parts: [{ path, offset }], readOnly }], vsock?: { cid, path } },
   //                   onExit({kind, detail}))
   explicit NativeMachine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeMachine>(info) {
@@ -82,7 +80,8 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
       throw Napi::TypeError::New(env, "NativeMachine(config, onExit) expects an object and a function");
     }
     Napi::Object o = info[0].As<Napi::Object>();
-    vmm::MachineConfig config;
+    vmm::control::LaunchConfig config;
+    config.vmm_path = StringField(o, "vmm", true);
     config.kernel = StringField(o, "kernel", true);
     config.initrd = StringField(o, "initrd", false);
     config.cmdline = StringField(o, "cmdline", true);
@@ -96,7 +95,7 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
         Napi::Object d = drives.Get(i).As<Napi::Object>();
         if (!d.Get("parts").IsArray()) throw Napi::TypeError::New(env, "each drive needs an array of parts");
         Napi::Array parts = d.Get("parts").As<Napi::Array>();
-        vmm::DriveConfig drive{{}, d.Get("readOnly").ToBoolean().Value()};
+        vmm::control::Config::Drive drive{{}, d.Get("readOnly").ToBoolean().Value()};
         for (uint32_t j = 0; j < parts.Length(); ++j) {
           if (!parts.Get(j).IsObject()) throw Napi::TypeError::New(env, "each drive part must be an object");
           Napi::Object part = parts.Get(j).As<Napi::Object>();
@@ -108,14 +107,16 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
     if (o.Has("vsock") && !o.Get("vsock").IsUndefined()) {
       if (!o.Get("vsock").IsObject()) throw Napi::TypeError::New(env, "vsock must be an object");
       Napi::Object v = o.Get("vsock").As<Napi::Object>();
-      config.vsock = vmm::VsockConfig{IntField(v, "cid"), StringField(v, "path", true)};
+      config.has_vsock = true;
+      config.vsock_cid = IntField(v, "cid");
+      config.vsock_path = StringField(v, "path", true);
     }
 
     on_exit_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "vmrun-exit", 0, 1);
     try {
       Guard(env, [&] {
-        machine_ = std::make_unique<vmm::Machine>(config, [this](const vmm::MachineExit& exit) {
-          on_exit_.BlockingCall(new vmm::MachineExit(exit), DeliverExit);
+        machine_ = std::make_unique<vmm::control::VmmProcess>(config, [this](const vmm::control::Exit& exit) {
+          on_exit_.BlockingCall(new vmm::control::Exit(exit), DeliverExit);
         });
       });
     } catch (...) {
@@ -127,8 +128,8 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
   ~NativeMachine() override { Teardown(); }
 
  private:
-  static void DeliverExit(Napi::Env env, Napi::Function callback, vmm::MachineExit* exit) {
-    std::unique_ptr<vmm::MachineExit> owned(exit);
+  static void DeliverExit(Napi::Env env, Napi::Function callback, vmm::control::Exit* exit) {
+    std::unique_ptr<vmm::control::Exit> owned(exit);
     if (!env) return;  // the function is being torn down
     // Runs on the JS thread from libuv, outside any JS call: a C++ exception leaving it would
     // terminate the process, so each becomes a JS exception (the CLI's last-resort handler).
@@ -153,7 +154,7 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
     if (machine_) machine_->Stop();
   }
 
-  // Joins the VMM's threads and frees the VM. Safe to call more than once.
+  // Stops the VM if it runs and waits for its process to end. Safe to call more than once.
   void Destroy(const Napi::CallbackInfo&) { Teardown(); }
 
   Napi::Value TakeConsole(const Napi::CallbackInfo& info) {
@@ -164,32 +165,48 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
     return fds;
   }
 
+  // Asks the VMM process; its last answer after destroy().
+  vmm::control::Status Status() {
+    if (machine_) last_status_ = machine_->QueryStatus();
+    return last_status_;
+  }
+
   Napi::Value Memory(const Napi::CallbackInfo& info) {
-    if (!machine_) throw Napi::Error::New(info.Env(), "the machine was destroyed");
+    const vmm::control::Status status = Status();
     Napi::Object m = Napi::Object::New(info.Env());
-    m.Set("guestBytes", static_cast<double>(machine_->GuestMemoryBytes()));
-    m.Set("guestResidentBytes", static_cast<double>(machine_->GuestResidentBytes()));
+    m.Set("guestBytes", static_cast<double>(status.guest_bytes));
+    m.Set("guestResidentBytes", static_cast<double>(status.guest_resident_bytes));
     return m;
   }
 
-  // Host CLOCK_MONOTONIC ns of the guest's boot-timer write, or null; kept after destroy().
+  // Host CLOCK_MONOTONIC ns of the guest's boot-timer write, or null.
   Napi::Value BootTimer(const Napi::CallbackInfo& info) {
-    const uint64_t ns = machine_ ? machine_->BootTimerNs() : boot_timer_ns_;
+    const uint64_t ns = Status().boot_timer_ns;
     return ns ? Napi::Number::New(info.Env(), static_cast<double>(ns)) : info.Env().Null();
+  }
+
+  // { pid, jail }: the jailed VMM process (null before it reported) and what its jail applied.
+  Napi::Value Process(const Napi::CallbackInfo& info) {
+    if (machine_) pid_ = machine_->vmm_pid(), jail_ = machine_->jail_summary();
+    Napi::Object p = Napi::Object::New(info.Env());
+    p.Set("pid", pid_ > 0 ? Napi::Number::New(info.Env(), pid_) : info.Env().Null());
+    p.Set("jail", jail_);
+    return p;
   }
 
   void Teardown() {
     if (!machine_) return;
-    machine_->Stop();
-    machine_->Join();
-    boot_timer_ns_ = machine_->BootTimerNs();
+    last_status_ = machine_->QueryStatus();
+    pid_ = machine_->vmm_pid(), jail_ = machine_->jail_summary();
     machine_.reset();
     // Its exit, if any, is queued by now and still delivered; releasing lets Node's loop end.
     on_exit_.Release();
   }
 
-  std::unique_ptr<vmm::Machine> machine_;
-  uint64_t boot_timer_ns_ = 0;
+  std::unique_ptr<vmm::control::VmmProcess> machine_;
+  vmm::control::Status last_status_;
+  pid_t pid_ = -1;
+  std::string jail_;
   Napi::ThreadSafeFunction on_exit_;
 };
 

@@ -12,6 +12,7 @@ import { ensureAgentBinary, ensureAgentInitramfs } from './guest/agent';
 import { runBuildScript } from './guest/build';
 import { guestKernel } from './guest/kernel';
 import { cacheDir } from './paths';
+import { vmmPath } from './vm/machine';
 import { FrameType } from './agent/frames';
 
 export interface Check {
@@ -35,7 +36,7 @@ export async function versions(): Promise<Record<string, string>> {
 }
 
 export async function doctor(): Promise<Check[]> {
-  return [await kvm(), await runc(), await kernel(), await agent(), await cache()];
+  return [await kvm(), await vmmJail(), await runc(), await kernel(), await agent(), await cache()];
 }
 
 async function check(name: string, fix: string, body: () => Promise<string> | string): Promise<Check> {
@@ -54,6 +55,32 @@ function kvm(): Promise<Check> {
     if (!probe.usable) throw new Error(probe.error ?? 'KVM cannot run a standard guest here');
     return `KVM API ${probe.apiVersion}, up to ${probe.maxVcpus} vCPUs`;
   });
+}
+
+/**
+ * What each VM's process will be jailed with: namespaces (a user namespace when not root), and a
+ * cgroup for its memory and pids when vmrun may make one.
+ */
+function vmmJail(): Promise<Check> {
+  return check('VMM jail', 'build the VMM with npm install; as a user, allow user namespaces (sysctl user.max_user_namespaces)', () => {
+    fs.accessSync(vmmPath, fs.constants.X_OK);
+    const root = process.getuid?.() === 0;
+    if (!root && Number(readOr('/proc/sys/user/max_user_namespaces', '1')) === 0) {
+      throw new Error('user namespaces are disabled here, and a VMM started without root needs one');
+    }
+    const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
+    const cgroup = !root ? 'no cgroup (vmrun makes one only as root)'
+      : v2 || fs.existsSync('/sys/fs/cgroup/memory') ? `a cgroup ${v2 ? 'v2' : 'v1'} per VM` : 'no cgroup (none mounted)';
+    return `${root ? 'a uid of its own' : 'this user in a user namespace'}, new namespaces, seccomp per thread, ${cgroup}`;
+  });
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return fallback;
+  }
 }
 
 /** runc must start a container and the agent in it must answer, as every container run needs. */

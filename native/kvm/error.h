@@ -23,6 +23,10 @@ class KvmUnavailable : public VmmError {
 class SysError : public VmmError {
  public:
   SysError(std::string call, int err, const std::string& context = "");
+  // One described already (by a VMM process, over its control channel): `what` is the message.
+  enum Described { kDescribed };
+  SysError(std::string call, int err, const std::string& what, Described)
+      : VmmError(what), call_(std::move(call)), err_(err) {}
   const std::string& call() const { return call_; }
   int err() const { return err_; }
 

@@ -42,17 +42,19 @@ bool CpuHasHardwareVirtualization() {
 }
 }  // namespace
 
-Kvm::Kvm() {
-  int fd = open(kDevKvm, O_RDWR | O_CLOEXEC);
-  if (fd < 0) throw KvmUnavailable(HowToGetKvm(errno));
+Fd Kvm::OpenDevice() {
+  Fd fd(open(kDevKvm, O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) throw KvmUnavailable(HowToGetKvm(errno));
   if (!CpuHasHardwareVirtualization()) {
-    close(fd);
     throw KvmUnavailable("/dev/kvm exists but this CPU has no VT-x/AMD-V (kvm-pvm?): it cannot run a standard guest "
                    "kernel; run on a host with hardware virtualisation, or inside the nested rig: "
                    "test/rig/run.sh -- COMMAND");
   }
-  fd_ = Fd(fd);
-  int version = CheckSys(ioctl(fd, KVM_GET_API_VERSION, 0), "KVM_GET_API_VERSION");
+  return fd;
+}
+
+Kvm::Kvm(Fd device) : fd_(std::move(device)) {
+  int version = CheckSys(ioctl(fd_.get(), KVM_GET_API_VERSION, 0), "KVM_GET_API_VERSION");
   if (version != KVM_API_VERSION) {
     throw VmmError("/dev/kvm speaks KVM API " + std::to_string(version) + ", vmrun needs " +
                    std::to_string(KVM_API_VERSION));
@@ -68,7 +70,7 @@ Kvm::Kvm() {
 KvmProbe Kvm::Probe() {
   KvmProbe probe;
   try {
-    Kvm kvm;
+    Kvm kvm(OpenDevice());
     probe.api_version = KVM_API_VERSION;
     probe.max_vcpus = kvm.MaxVcpus();
     probe.recommended_vcpus = kvm.CheckExtension(KVM_CAP_NR_VCPUS);

@@ -22,8 +22,10 @@ struct KvmProbe {
 
 class Kvm {
  public:
-  // Opens /dev/kvm and checks the API version; throws VmmError with a how-to-fix message.
-  Kvm();
+  // Opens /dev/kvm (throws KvmUnavailable, saying how to fix it) for a VMM process to be handed.
+  static Fd OpenDevice();
+  // Takes /dev/kvm, open, and checks its API version and capabilities; throws VmmError.
+  explicit Kvm(Fd device);
   static KvmProbe Probe();
 
   int fd() const { return fd_.get(); }

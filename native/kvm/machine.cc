@@ -23,23 +23,13 @@
 
 namespace vmm {
 
-namespace {
-std::pair<Fd, Fd> Pipe(int read_flags) {
-  int fds[2];
-  CheckSys(pipe2(fds, O_CLOEXEC), "pipe2");
-  Fd read_end(fds[0]), write_end(fds[1]);
-  if (read_flags) CheckSys(fcntl(read_end.get(), F_SETFL, read_flags), "fcntl(F_SETFL)");
-  return {std::move(read_end), std::move(write_end)};
-}
-}  // namespace
-
-Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(std::move(on_exit)) {
+Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::move(on_exit)) {
   if (config.memory_mib < layout::kMinMemoryMiB) {
     throw VmmError("guest memory of " + std::to_string(config.memory_mib) + " MiB is too small: give at least " +
                    std::to_string(layout::kMinMemoryMiB) + " MiB");
   }
   if (config.memory_mib > (uint64_t{1} << 20)) throw VmmError("guest memory above 1 TiB is not supported");
-  kvm_ = std::make_unique<Kvm>();
+  kvm_ = std::make_unique<Kvm>(std::move(config.kvm));
   const uint32_t max_vcpus = std::min<uint32_t>(kvm_->MaxVcpus(), x86_64::kMpTableMaxCpus);
   if (config.vcpus < 1 || config.vcpus > max_vcpus) {
     throw VmmError("vcpus must be between 1 and " + std::to_string(max_vcpus) + " on this host, not " +
@@ -47,9 +37,9 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
   }
 
   memory_ = std::make_unique<GuestMemory>(config.memory_mib << 20);
-  loader::KernelImage kernel = loader::LoadKernel(config.kernel, *memory_);
+  loader::KernelImage kernel = loader::LoadKernel(config.kernel, *memory_, config.kernel_fd);
   loader::InitrdPlacement initrd;
-  if (!config.initrd.empty()) initrd = loader::LoadInitrd(config.initrd, kernel, *memory_);
+  if (!config.initrd.empty()) initrd = loader::LoadInitrd(config.initrd, kernel, *memory_, config.initrd_fd);
   vm_ = std::make_unique<Vm>(*kvm_, *memory_);
 
   std::string cmdline = config.cmdline;
@@ -63,8 +53,9 @@ Machine::Machine(const MachineConfig& config, ExitCallback on_exit) : on_exit_(s
   const uint64_t boot_info = x86_64::WriteBootInfo(*memory_, kernel, cmdline, initrd);
   x86_64::WriteMpTable(*memory_, config.vcpus);
 
-  std::tie(console_out_read_, console_out_write_) = Pipe(0);
-  std::tie(console_in_read_, console_in_write_) = Pipe(O_NONBLOCK);
+  console_out_write_ = std::move(config.console_output);
+  console_in_read_ = std::move(config.console_input);
+  CheckSys(fcntl(console_in_read_.get(), F_SETFL, O_NONBLOCK), "fcntl(F_SETFL)", "the console's input");
   rx_space_ = Fd(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
   const Vm* vm = vm_.get();
   const int rx_space = rx_space_.get();

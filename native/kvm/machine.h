@@ -1,5 +1,6 @@
 // A whole microVM, wired from its config: guest memory, the VM, its vCPUs and devices, the
-// device thread. The machine knows nothing of Node; the addon (native/addon.cc) wraps it.
+// device thread. It runs in a VMM process of its own (native/vmm/main.cc), which is handed every
+// file as a descriptor; the addon (native/addon.cc) starts and speaks to that process.
 #pragma once
 
 #include <atomic>
@@ -41,14 +42,21 @@ struct VsockConfig {
   std::string uds_path;
 };
 
+// Files are named (for errors) and given open: `*_fd` and each DiskPart's fd are borrowed and
+// duplicated; the Fds are the machine's from then on.
 struct MachineConfig {
+  Fd kvm;               // /dev/kvm (Kvm::OpenDevice)
   std::string kernel;   // bzImage or ELF vmlinux (PVH)
+  int kernel_fd = -1;
   std::string initrd;   // empty: none
+  int initrd_fd = -1;
   std::string cmdline;
   uint64_t memory_mib = 128;
   uint32_t vcpus = 1;
   std::vector<DriveConfig> drives;
   std::optional<VsockConfig> vsock;
+  Fd console_output;  // the serial port's output is written here
+  Fd console_input;   // and its input read from here
 };
 
 // How a machine ended. kReset: the guest reset itself (its way to power off); kStopped: the host
@@ -65,7 +73,7 @@ class Machine {
 
   // Builds the VM and loads the guest; throws VmmError (or SysError) and leaves nothing behind.
   // `on_exit` runs once, on a VMM thread, after every vCPU has stopped.
-  Machine(const MachineConfig& config, ExitCallback on_exit);
+  Machine(MachineConfig config, ExitCallback on_exit);
   ~Machine();  // stops the guest if it runs, joins every thread, closes every fd
   Machine(const Machine&) = delete;
   Machine& operator=(const Machine&) = delete;
@@ -75,11 +83,6 @@ class Machine {
   void Stop();
   // Waits for every VMM thread to finish. After on_exit this returns promptly.
   void Join();
-
-  // The host ends of the console: the guest's output to read, and input for the guest to write.
-  // Ownership passes to the caller.
-  int TakeConsoleOutput() { return console_out_read_.Release(); }
-  int TakeConsoleInput() { return console_in_write_.Release(); }
 
   uint64_t GuestResidentBytes() const { return memory_->ResidentBytes(); }
   uint64_t GuestMemoryBytes() const { return memory_->size(); }
@@ -109,8 +112,7 @@ class Machine {
     Finish({MachineExit::Kind::kError, "device thread: " + what});
   }};
 
-  Fd console_out_read_, console_out_write_;
-  Fd console_in_read_, console_in_write_;
+  Fd console_out_write_, console_in_read_;
   Fd rx_space_;  // eventfd: the UART takes input again
   std::vector<Fd> device_fds_;  // virtio ioeventfds and irqfds
   uint32_t virtio_devices_ = 0;

@@ -12,9 +12,9 @@ export const FIGURES = {
   agentToExecMs: { label: 'agent to exec', unit: 'ms', meaning: 'init started -> the process execve()d' },
   processMs: { label: 'process run', unit: 'ms', meaning: 'execve() -> the agent reported the exit' },
   teardownMs: { label: 'teardown', unit: 'ms', meaning: 'the exit reported (QEMU: the agent\'s line) -> the VM freed (QEMU: its process exited)' },
-  vmmOverheadMiB: { label: 'VMM overhead', unit: 'MiB', meaning: 'VMM RSS minus touched guest RAM (vmrun: growth of this Node process\'s RSS over its pre-boot RSS)' },
+  vmmOverheadMiB: { label: 'VMM overhead', unit: 'MiB', meaning: 'VMM memory minus touched guest RAM (vmrun: its VMM process\'s PSS; QEMU: its RSS)' },
   guestTouchedMiB: { label: 'guest RAM touched', unit: 'MiB', meaning: 'guest RAM the host has backed with pages (vmrun: mincore; QEMU: its RAM mapping\'s RSS)' },
-  pssMiB: { label: 'PSS', unit: 'MiB', meaning: 'proportional set size of every host process of the run (runc + container processes; QEMU; vmrun: growth of this process)' },
+  pssMiB: { label: 'PSS', unit: 'MiB', meaning: 'proportional set size of every host process of the run (runc + container processes; QEMU; vmrun: its VMM processes plus the growth of this process)' },
   cgroupMiB: { label: 'cgroup memory', unit: 'MiB', meaning: 'the container cgroup\'s peak usage (v1 max_usage_in_bytes, v2 memory.peak)' },
   densityMiB: { label: 'density, per instance', unit: 'MiB', meaning: 'host MemAvailable drop / K with K idle instances (`sleep`) held at once' },
 } as const;

@@ -155,14 +155,22 @@ class VmrunRunner implements Runner {
   async round(k: number): Promise<Sample[]> {
     const { runInVm } = await import('../vm/runtime');
     const spec = makeRunSpec(this.context.image.config, { command: this.context.command });
-    // The VMM lives in this process: its cost is this process's growth while the round runs.
+    // Each VM's cost is its VMM process (PSS; its guest RAM is private to it) plus what this
+    // process grows by while the round runs (agent sessions, streams).
     const before = processMemory('self');
-    let peak = { rss: 0, pss: 0, guest: 0 };
+    let peak = { overhead: 0, pss: 0, guest: 0 };
     const stop = sampling(() => {
-      const now = processMemory('self');
-      if (!now || !before) return;
-      const guest = Machine.running().reduce((sum, m) => sum + guestResident(m), 0);
-      if (now.rss - before.rss > peak.rss) peak = { rss: now.rss - before.rss, pss: now.pss - before.pss, guest };
+      let vmmPss = 0, guest = 0;
+      for (const machine of Machine.running()) {
+        const pid = machine.process().pid;
+        const memory = pid === null ? undefined : processMemory(pid);
+        if (!memory) continue;
+        vmmPss += memory.pss;
+        guest += guestResident(machine);
+      }
+      const self = processMemory('self');
+      const growth = self && before ? Math.max(0, self.pss - before.pss) : 0;
+      if (vmmPss - guest > peak.overhead) peak = { overhead: vmmPss - guest, pss: vmmPss + growth, guest };
     });
     try {
       const runs = Array.from({ length: k }, async () => {
@@ -185,7 +193,7 @@ class VmrunRunner implements Runner {
           agentToExecMs: exec === undefined ? null : exec - host.initStarted!,
           processMs: exec === undefined ? null : since(exec, host.outcome),
           teardownMs: host.outcome === undefined ? null : since(host.outcome, host.torndown),
-          vmmOverheadMiB: (peak.rss - peak.guest) / k / MIB,
+          vmmOverheadMiB: peak.overhead / k / MIB,
           guestTouchedMiB: peak.guest / k / MIB,
           pssMiB: peak.pss / k / MIB,
           exitCode: result.exitCode,

@@ -1,14 +1,14 @@
 /**
- * A microVM booted from a kernel, an optional initrd and a command line. The VMM runs in this
- * process (the addon), its vCPUs on threads of their own; this class gives it a promise-based,
- * stream-based API.
+ * A microVM booted from a kernel, an optional initrd and a command line. The VMM runs in a jailed
+ * process of its own (build/Release/vmrun-vmm, started by the addon): its vCPUs and devices never
+ * share an address space with this one. This class gives it a promise-based, stream-based API.
  */
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 
 import { KvmUnavailableError, MachineConfigError, VmmError } from '../errors';
 import { log } from '../log';
-import { loadAddon, type KvmProbe, type NativeError, type NativeExit, type NativeMachine } from './native';
+import { loadAddon, vmmPath, type KvmProbe, type NativeError, type NativeExit, type NativeMachine } from './native';
 
 export interface BootOptions {
   /** A bzImage (64-bit boot protocol) or an ELF vmlinux with a PVH entry note. */
@@ -27,7 +27,10 @@ export interface BootOptions {
    * A virtio-vsock device, host side on Unix sockets (Firecracker's convention): a guest
    * connection to host port P reaches `<socketPath>_<P>`, where the host must listen; a host client
    * of `socketPath` (the VMM listens there) writes `CONNECT <guest port>\n` and reads
-   * `OK <host port>\n` once the guest accepts. `cid` is the guest's CID (default 3).
+   * `OK <host port>\n` once the guest accepts. `cid` is the guest's CID (default 3). The
+   * VMM sees only the socket's directory, which should be private to this VM: run as root, the
+   * VMM has a uid of its own, let into the directory and the sockets already there; a socket
+   * listened on after boot must be made connectable by it (chmod 0666).
    */
   vsock?: { cid?: number; socketPath: string };
 }
@@ -47,6 +50,9 @@ export type MachineExit = NativeExit;
 
 /** The machines this process runs now, for measurements that cannot name theirs (benchmarks). */
 const running = new Set<Machine>();
+
+/** The executable each VM runs in (built by `npm install` beside the addon). */
+export { vmmPath };
 
 export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=-1 nomodule i8042.noaux no_timer_check';
 
@@ -76,6 +82,7 @@ export class Machine {
   /** Builds the VM, loads the kernel and starts its vCPUs. */
   static async boot(options: BootOptions): Promise<Machine> {
     const config = {
+      vmm: vmmPath,
       kernel: requireString(options.kernel, 'kernel'),
       initrd: options.initrd === undefined ? undefined : requireString(options.initrd, 'initrd'),
       cmdline: options.cmdline ?? DEFAULT_CMDLINE,
@@ -162,6 +169,14 @@ export class Machine {
   bootTimer(): number | undefined {
     const ns = this.native.bootTimer();
     return ns === null ? undefined : monotonicToNow(ns);
+  }
+
+  /**
+   * The VMM process: its pid (for measuring it; null if it has not reported one) and what its jail
+   * applied (uid, namespaces, cgroup, seccomp).
+   */
+  process(): { pid: number | null; jail: string } {
+    return this.native.process();
   }
 
   /** Guest RAM size and how much of it the host has actually backed with pages. */

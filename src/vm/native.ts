@@ -6,6 +6,8 @@ import path from 'node:path';
 import { packageRoot } from '../paths';
 
 export interface NativeMachineConfig {
+  /** The vmrun-vmm executable the addon starts for this VM. */
+  vmm: string;
   kernel: string;
   initrd?: string;
   cmdline: string;
@@ -30,6 +32,8 @@ export interface NativeMachine {
   memory(): { guestBytes: number; guestResidentBytes: number };
   /** Host CLOCK_MONOTONIC ns of the guest's boot-timer write (its init starting), or null. */
   bootTimer(): number | null;
+  /** The jailed VMM process (pid null until it reported) and what its jail applied. */
+  process(): { pid: number | null; jail: string };
 }
 
 export interface KvmProbe {
@@ -54,6 +58,9 @@ interface Addon {
 }
 
 let addon: Addon | undefined;
+
+/** The VMM executable, built beside the addon. */
+export const vmmPath = path.join(packageRoot, 'build', 'Release', 'vmrun-vmm');
 
 /** Loads build/Release/vmrun_kvm.node (built by `npm install`) once, on first use. */
 export function loadAddon(): Addon {

@@ -89,10 +89,13 @@ mapfile -d '' -t cwd <"$d/cwd"
 for kv in "${envv[@]}"; do export "$kv"; done
 cd -- "${cwd[0]}" || { echo "cannot cd to ${cwd[0]} inside the rig" >"$d/error"; exit 125; }
 unset OLDPWD
-# What a booted host has and the rig's init does not set up: loopback (local registries) and a
-# cgroup hierarchy (runc).
+# What a booted host has and the rig's init does not set up: loopback (local registries), a
+# cgroup hierarchy (runc), and /dev/kvm as udev leaves it (GROUP="kvm", MODE="0660"), so that a
+# user in the kvm group can run VMs. /etc is the rig's throw-away copy.
 ip link set lo up 2>/dev/null
 [ -n "$(ls -A /sys/fs/cgroup 2>/dev/null)" ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+grep -q '^kvm:' /etc/group || echo 'kvm:x:994:' >>/etc/group
+chown "0:$(grep '^kvm:' /etc/group | cut -d: -f3)" /dev/kvm && chmod 0660 /dev/kvm
 # exec, as on a KVM host: never a shell builtin or function of that name.
 (exec -- "${argv[@]}")
 echo $? >"$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc"

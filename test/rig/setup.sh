@@ -171,7 +171,11 @@ done
 
 privpath=$(tail -n1 /priv/mounts | cut -d' ' -f2-)
 # Through a pipe: a virtio port opens only once, and programs reopen /dev/stdout and friends.
-env -i chroot /newroot /bin/bash "$privpath/inner.sh" "$privpath" </dev/null 2>&1 | cat >"$port"
+# In a mount namespace of its own whose root is /newroot, moved there as switch_root does: a mere
+# chroot would bar user namespaces (unshare(CLONE_NEWUSER) refuses chrooted callers), which an
+# unprivileged VMM's jail needs.
+env -i unshare -m sh -c 'cd /newroot && mount -o move . / && exec chroot . /bin/bash "$0" "$1"' \
+  "$privpath/inner.sh" "$privpath" </dev/null 2>&1 | cat >"$port"
 [ -f /priv/rc ] || [ -f /priv/error ] || fail "the command left no exit status (no host /bin/bash?)"
 bye
 INIT

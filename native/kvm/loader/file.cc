@@ -9,8 +9,8 @@
 
 namespace vmm::loader {
 
-File::File(const std::string& path, const char* role) : path_(path), role_(role) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+File::File(const std::string& path, const char* role, int given_fd) : path_(path), role_(role) {
+  int fd = given_fd >= 0 ? fcntl(given_fd, F_DUPFD_CLOEXEC, 0) : open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     throw VmmError(role_ + " " + path + ": " + std::strerror(errno));
   }

@@ -12,8 +12,9 @@ namespace vmm::loader {
 
 class File {
  public:
-  // `role` names the file in errors ("kernel", "initrd").
-  File(const std::string& path, const char* role);
+  // `role` names the file in errors ("kernel", "initrd"). With `fd` >= 0 the file is already
+  // open (a VMM process is handed its files): a duplicate of it is read, `path` only names it.
+  File(const std::string& path, const char* role, int fd = -1);
 
   const std::string& path() const { return path_; }
   uint64_t size() const { return size_; }

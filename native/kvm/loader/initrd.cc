@@ -7,8 +7,8 @@
 
 namespace vmm::loader {
 
-InitrdPlacement LoadInitrd(const std::string& path, const KernelImage& kernel, GuestMemory& memory) {
-  File file(path, "initrd");
+InitrdPlacement LoadInitrd(const std::string& path, const KernelImage& kernel, GuestMemory& memory, int fd) {
+  File file(path, "initrd", fd);
   constexpr uint64_t kPage = 4096;
   const uint64_t top = std::min(memory.low_end(), kernel.initrd_addr_max + 1);
   if (file.size() > top || ((top - file.size()) & ~(kPage - 1)) < kernel.end) {

@@ -14,6 +14,7 @@ struct InitrdPlacement {
 };
 
 // Loads the initrd page-aligned at the top of low RAM (below the kernel's limit), above the kernel.
-InitrdPlacement LoadInitrd(const std::string& path, const KernelImage& kernel, GuestMemory& memory);
+// `fd`: as LoadKernel's.
+InitrdPlacement LoadInitrd(const std::string& path, const KernelImage& kernel, GuestMemory& memory, int fd = -1);
 
 }  // namespace vmm::loader

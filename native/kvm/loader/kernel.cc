@@ -7,8 +7,8 @@
 
 namespace vmm::loader {
 
-KernelImage LoadKernel(const std::string& path, GuestMemory& memory) {
-  File file(path, "kernel");
+KernelImage LoadKernel(const std::string& path, GuestMemory& memory, int fd) {
+  File file(path, "kernel", fd);
   if (IsBzImage(file)) return LoadBzImage(file, memory);
   if (IsElf(file)) return LoadElfPvh(file, memory);
   throw VmmError("kernel " + path +

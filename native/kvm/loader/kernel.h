@@ -23,8 +23,8 @@ struct KernelImage {
   std::vector<uint8_t> setup_header;  // bzImage only: zero-page bytes from 0x1f1 to the header's end
 };
 
-// Reads the kernel at `path` and writes it into `memory`; throws VmmError when the file is not
-// a kernel we can boot, or does not fit.
-KernelImage LoadKernel(const std::string& path, GuestMemory& memory);
+// Reads the kernel at `path` (or open at `fd`, see File) and writes it into `memory`; throws
+// VmmError when the file is not a kernel we can boot, or does not fit.
+KernelImage LoadKernel(const std::string& path, GuestMemory& memory, int fd = -1);
 
 }  // namespace vmm::loader

@@ -2,6 +2,7 @@
 
 #include <linux/audit.h>
 #include <linux/seccomp.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -17,14 +18,42 @@ constexpr uint32_t kArgLow(int i) { return offsetof(seccomp_data, args) + 8 * i;
 sock_filter Statement(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
 sock_filter Jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF_JUMP(code, k, jt, jf); }
 
-// Appends: if the argument's low 32 bits are one of `values`, allow; else kill.
+// Appends: if the argument's low 32 bits are one of `values`, allow; else trap.
 void CheckArg(std::vector<sock_filter>& out, int arg, const std::vector<uint32_t>& values) {
   out.push_back(Statement(BPF_LD | BPF_W | BPF_ABS, kArgLow(arg)));
   for (uint32_t v : values) {
     out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, v, 0, 1));
     out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   }
-  out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+  out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
+}
+
+int report_fd = -1;
+ViolationEncoder report_encode = nullptr;
+
+// Async-signal-safe: no allocation, no locks, only write and exit_group (on every allowlist).
+void ReportViolation(int, siginfo_t* info, void*) {
+  char detail[160];
+  size_t len = 0;
+  auto append = [&](const char* s) {
+    while (*s && len < sizeof detail) detail[len++] = *s++;
+  };
+  append("the VMM made a system call its seccomp filter forbids: ");
+  append(SyscallName(info->si_syscall));
+  char number[24];
+  int n = sizeof number;
+  number[--n] = 0;
+  number[--n] = ')';
+  unsigned long v = static_cast<unsigned long>(info->si_syscall);
+  do number[--n] = static_cast<char>('0' + v % 10);
+  while ((v /= 10) && n > 2);
+  number[--n] = '(';
+  number[--n] = ' ';
+  append(number + n);
+  char record[256];
+  const size_t size = report_encode(record, sizeof record, detail, len);
+  if (size) (void)!write(report_fd, record, size);
+  syscall(SYS_exit_group, 128 + SIGSYS);
 }
 }  // namespace
 
@@ -52,7 +81,7 @@ std::vector<sock_filter> Compile(const std::vector<Rule>& rules) {
     out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(rule.nr), 0, static_cast<uint8_t>(check.size())));
     out.insert(out.end(), check.begin(), check.end());
   }
-  out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+  out.push_back(Statement(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
   if (out.size() > BPF_MAXINSNS) throw VmmError("seccomp: the filter is too long");
   return out;
 }
@@ -63,6 +92,16 @@ void InstallOnThisThread(ThreadKind kind) {
   CheckSys(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS");
   // No SECCOMP_FILTER_FLAG_TSYNC: this thread only.
   CheckSys(static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)), "seccomp");
+}
+
+void InstallViolationReporter(int fd, ViolationEncoder encode) {
+  report_fd = fd;
+  report_encode = encode;
+  struct sigaction action {};
+  action.sa_sigaction = ReportViolation;
+  action.sa_flags = SA_SIGINFO;
+  sigfillset(&action.sa_mask);
+  CheckSys(sigaction(SIGSYS, &action, nullptr), "sigaction(SIGSYS)");
 }
 
 }  // namespace vmm::seccomp

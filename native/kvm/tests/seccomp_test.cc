@@ -11,6 +11,8 @@
 
 #include <functional>
 
+#include "control/messages.h"
+#include "control/wire.h"
 #include "seccomp/filter.h"
 #include "tests/check.h"
 
@@ -61,4 +63,27 @@ TEST(seccomp_device_thread_reaches_unix_sockets_only) {
 // x32's numbers alias x86-64's plus a bit: a filter that compared numbers only would let them by.
 TEST(seccomp_refuses_the_x32_abi) {
   CHECK_EQ(Outcome(ThreadKind::kDevice, [] { (void)!syscall(0x40000000 | SYS_getpid); }), kKilled);
+}
+
+TEST(seccomp_violation_is_reported_by_name_before_the_process_ends) {
+  int pair[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    vmm::seccomp::InstallViolationReporter(pair[1], vmm::control::EncodeErrorExit);
+    vmm::seccomp::InstallOnThisThread(ThreadKind::kVcpu);
+    (void)!openat(AT_FDCWD, "/etc/passwd", O_RDONLY);
+    syscall(SYS_exit_group, 0);
+  }
+  close(pair[1]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGSYS);
+  std::string bytes;
+  std::vector<vmm::Fd> fds;
+  CHECK(vmm::control::Receive(pair[0], bytes, fds));
+  const vmm::control::Message m = vmm::control::DecodeMessage(bytes);
+  CHECK_EQ(m.exit.kind, uint32_t{3});
+  CHECK_EQ(m.exit.detail, std::string("the VMM made a system call its seccomp filter forbids: openat (257)"));
+  close(pair[0]);
 }

@@ -40,7 +40,7 @@ DiskImage::DiskImage(const std::vector<DiskPart>& parts, bool read_only) : read_
     if (part.offset < size_bytes_) {
       throw VmmError("disk part " + part.path + ": offset " + std::to_string(part.offset) + " overlaps the part before it");
     }
-    int fd = open(part.path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    int fd = part.fd >= 0 ? fcntl(part.fd, F_DUPFD_CLOEXEC, 0) : open(part.path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0) throw VmmError("disk " + part.path + ": " + std::strerror(errno));
     Extent extent{Fd(fd), part.offset, 0};
     extent.bytes = SizeOf(fd, part.path);

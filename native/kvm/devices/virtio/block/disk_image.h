@@ -13,10 +13,12 @@
 
 namespace vmm::devices::virtio {
 
-// A file placed at `offset` bytes into the disk (a multiple of 512).
+// A file placed at `offset` bytes into the disk (a multiple of 512). With `fd` >= 0 the file is
+// already open (a VMM process is handed its files): a duplicate of it is used, `path` names it.
 struct DiskPart {
   std::string path;
   uint64_t offset = 0;
+  int fd = -1;
 };
 
 class DiskImage {
