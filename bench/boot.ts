@@ -5,7 +5,8 @@
  * call (or QEMU's spawn) to the probe's marker line on the serial console, and the VMM's own
  * memory: resident memory minus the guest RAM the guest has touched.
  *
- *   node dist/bench/boot.js [--runs N] [--json]
+ *   node dist/bench/boot.js [--runs N] [--json] [--kernel DIR]
+ * --kernel: another build's directory (bzImage and vmlinux), to compare kernels side by side.
  * Where the host has no KVM, run it through the rig: npm run bench:boot
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -126,7 +127,10 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const runs = Number(args[args.indexOf('--runs') + 1] || 5) || 5;
   const json = args.includes('--json');
-  const kernel = await ensureGuestKernel();
+  const kernelDir = args.includes('--kernel') ? args[args.indexOf('--kernel') + 1] : undefined;
+  const kernel = kernelDir
+    ? { vmlinux: path.join(kernelDir, 'vmlinux'), bzImage: path.join(kernelDir, 'bzImage') }
+    : await ensureGuestKernel();
   const initrd = execFileSync('bash', [path.join(packageRoot, 'images', 'probe', 'build.sh')], { encoding: 'utf8' }).trim();
   const nested = process.env.VMRUN_RIG === '1';
 

@@ -81,6 +81,9 @@ int mount_container_filesystems(const char *root) {
   if (mount_on("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return -1;
   snprintf(path, sizeof path, "%s/sys", root);
   if (mount_on("sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return -1;
+  /* As docker mounts it (cgroup v2, read-only): runtimes size themselves from what they find. */
+  snprintf(path, sizeof path, "%s/sys/fs/cgroup", root);
+  if (mount_on("cgroup2", path, "cgroup2", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return -1;
   snprintf(dev, sizeof dev, "%s/dev", root);
   if (mount_on("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") != 0) return -1;
 

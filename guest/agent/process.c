@@ -11,12 +11,14 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -109,6 +111,17 @@ static void __attribute__((noreturn)) report_failure(int fd, int code, bool time
   _exit(code);
 }
 
+/* In a VM, a mount namespace of its own whose root is the container's, moved there as switch_root
+   does: a process under a plain chroot may not make user namespaces (unshare(CLONE_NEWUSER)
+   refuses a chrooted caller), and sandboxes inside images do. Under runc, "/" is already it. */
+static int enter_root(const char *root) {
+  if (strcmp(root, "/") == 0) return chdir("/");
+  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 || chdir(root) != 0 ||
+      mount(root, "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0)
+    return -1;
+  return chdir("/");
+}
+
 /* In the forked child: becomes the container's process, or reports why it cannot. */
 static void __attribute__((noreturn)) child(const struct spec *s, const char *root, int report, const int stdio[3]) {
   sigset_t none;
@@ -130,12 +143,8 @@ static void __attribute__((noreturn)) child(const struct spec *s, const char *ro
       report_failure(report, 125, false);
     }
   }
-  if (chroot(root) != 0) {
-    fail_errno("chroot into %s", root);
-    report_failure(report, 125, false);
-  }
-  if (chdir("/") != 0) {
-    fail_errno("chdir into the new root");
+  if (enter_root(root) != 0) {
+    fail_errno("entering the container's root %s", root);
     report_failure(report, 125, false);
   }
 

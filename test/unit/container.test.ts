@@ -19,11 +19,12 @@ t.test('namespaces of their own, no network; the agent first, as root, with dock
   t.same(c.root, { path: '/r', readonly: false });
 });
 
-t.test('the filesystems of a VM\'s container: proc, a tmpfs /dev with pts, shm, mqueue, read-only sysfs', async (t) => {
+t.test('the filesystems of a VM\'s container: proc, a tmpfs /dev with pts, shm, mqueue, read-only sysfs and cgroup', async (t) => {
   const c = bundleConfig({ ...base, binds: [{ source: '/run/x/hosts', destination: '/etc/hosts', readOnly: true }] }) as any;
   const by = Object.fromEntries(c.mounts.map((m: { destination: string }) => [m.destination, m]));
-  t.same(Object.keys(by), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/etc/hosts']);
+  t.same(Object.keys(by), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/etc/hosts']);
   t.ok(by['/sys'].options.includes('ro'));
+  t.ok(by['/sys/fs/cgroup'].options.includes('ro'), 'cgroups read-only, as docker mounts them');
   t.ok(by['/dev/pts'].options.includes('newinstance'));
   t.same(by['/etc/hosts'], { destination: '/etc/hosts', type: 'bind', source: '/run/x/hosts', options: ['rbind', 'rprivate', 'ro'] });
 });
