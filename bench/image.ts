@@ -20,7 +20,7 @@ import { ensureGuestKernel } from '../src/guest/kernel';
 import { openLayout, type Image } from '../src/image/layout';
 import { packageRoot } from '../src/paths';
 import { runImage } from '../src/run/run-image';
-import { ensureImageDisk, imageDiskPath } from '../src/vm/image-disk';
+import { ensureLayerDisks, layerDiskPath, layerDisksRoot } from '../src/vm/layer-disks';
 import { DEFAULT_CMDLINE, Machine } from '../src/vm/machine';
 import { median, sinceMs } from './stats';
 
@@ -45,15 +45,15 @@ function counter(): { sink: Writable; bytes: () => number; firstAt: () => bigint
 }
 
 async function guestUnpackMs(image: Image): Promise<number> {
-  fs.rmSync(imageDiskPath(image), { force: true });
-  const disk = await ensureImageDisk(image);
-  if (disk.unpack?.guestMs === undefined) throw new Error('the agent did not report its unpack time');
-  return disk.unpack.guestMs;
+  image.layers.forEach((_, i) => fs.rmSync(layerDiskPath(image, i), { force: true }));
+  const layers = await ensureLayerDisks(image);
+  if (layers.unpack?.guestMs === undefined) throw new Error('the agent did not report its unpack time');
+  return layers.unpack.guestMs;
 }
 
 /** GNU tar unpacking the same blobs onto the filesystem that holds the image disks, then syncing. */
 function hostTarMs(image: Image): number {
-  const dir = fs.mkdtempSync(path.join(path.dirname(imageDiskPath(image)), '.bench-tar-'));
+  const dir = fs.mkdtempSync(path.join(layerDisksRoot(), '.bench-tar-'));
   const start = process.hrtime.bigint();
   for (const layer of image.layers) {
     const filter = { gzip: ['-z'], zstd: ['--zstd'], none: [] }[layer.compression];
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
   const probe = script('images', 'probe', 'build.sh');
   const stdlibs = await openLayout(script('bench', 'build-image.sh'));
   const busybox = await openLayout(path.join(script('test', 'fixtures', 'build-images.sh'), 'busybox'), 'latest');
-  await ensureImageDisk(busybox);
+  await ensureLayerDisks(busybox);
 
   const samples: Record<string, number[]> = { guestUnpackMs: [], hostTarMs: [], imageStartMs: [], bareBootMs: [], guestStdoutMiBps: [], hostPipeMiBps: [] };
   // Warm-up: page cache, addon, agent.

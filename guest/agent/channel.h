@@ -9,7 +9,7 @@
 
 enum frame_type {
   FRAME_MODE = 1,
-  FRAME_ROOTFS = 2,
+  FRAME_LOWER = 2,
   FRAME_LAYER = 3,
   FRAME_ARG = 4,
   FRAME_ENV = 5,

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -35,7 +36,7 @@ int mount_early(void) {
   return 0;
 }
 
-int mount_image(const char *device, const char *target, bool read_only) {
+int mount_layer(const char *device, const char *target, bool read_only) {
   char path[64];
   snprintf(path, sizeof path, "/dev/%s", device);
   if (read_only) return mount_on(path, target, "ext4", MS_RDONLY | MS_NOATIME, "noload");
@@ -45,18 +46,32 @@ int mount_image(const char *device, const char *target, bool read_only) {
 
 int mount_tmpfs(const char *target) { return mount_on("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755"); }
 
-int mount_root(const char *lower, const char *upper, const char *work, const char *root, bool read_only) {
-  char options[4096];
-  /* xino=on: the image's ext4 and the tmpfs on top are two filesystems, and without it readdir's
-   * d_ino (os.scandir's inode(), find, du, rsync) disagree with stat's st_ino. Both use 32-bit
-   * inode numbers, so overlayfs has the high bits to tell them apart. */
-  if (read_only) {
-    /* overlayfs wants two layers when it has no upper one: `upper` is the top, read-only. */
-    snprintf(options, sizeof options, "lowerdir=%s:%s,xino=on", upper, lower);
-    return mount_on("overlay", root, "overlay", MS_RDONLY, options);
-  }
-  snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,xino=on", lower, upper, work);
-  return mount_on("overlay", root, "overlay", 0, options);
+/* Appends to the string in `buf`; false when it would not fit. */
+static bool append(char *buf, size_t size, const char *fmt, ...) {
+  size_t len = strlen(buf);
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf + len, size - len, fmt, ap);
+  va_end(ap);
+  return n >= 0 && (size_t)n < size - len;
+}
+
+int mount_overlay(size_t nlower, const char *empty, const char *upper, const char *work, const char *root, bool xino) {
+  /* 127 layers' paths fit in the page the kernel takes options in. */
+  char options[4096] = "lowerdir=";
+  bool fits = true;
+  /* overlayfs wants two layers when it has no upper one: then `upper` is the top, read-only. */
+  if (!work) fits = append(options, sizeof options, "%s:", upper);
+  if (nlower == 0) fits = fits && append(options, sizeof options, "%s", empty);
+  for (size_t i = nlower; fits && i-- > 0;)
+    fits = append(options, sizeof options, "%s/%zu/%s%s", LAYERS_DIR, i, LAYER_FILES, i > 0 ? ":" : "");
+  if (work) fits = fits && append(options, sizeof options, ",upperdir=%s,workdir=%s", upper, work);
+  /* xino=on: the layers' ext4s and the tmpfs on top are several filesystems, and without it
+   * readdir's d_ino (os.scandir's inode(), find, du, rsync) disagree with stat's st_ino. All use
+   * 32-bit inode numbers, so overlayfs has the high bits to tell them apart. */
+  if (xino) fits = fits && append(options, sizeof options, ",xino=on");
+  if (!fits) return fail("the overlay options for %zu layers do not fit in %zu bytes", nlower, sizeof options);
+  return mount_on("overlay", root, "overlay", work ? 0 : MS_RDONLY, options);
 }
 
 struct node {

@@ -18,26 +18,60 @@
 #include "util.h"
 
 #define UNPACK_ROOT "/mnt/root"
-#define IMAGE_DIR "/mnt/image"   /* the image's disk, read-only */
 #define SCRATCH_DIR "/mnt/rw"    /* tmpfs: the overlay's upper and work directories */
 #define UPPER_DIR SCRATCH_DIR "/upper"
 #define WORK_DIR SCRATCH_DIR "/work"
+#define EMPTY_DIR SCRATCH_DIR "/empty" /* the lower layer of an image without layers */
 #define CONTAINER_ROOT "/mnt/container"
 #define DEFAULT_HOSTNAME "localhost"
 
+/* Where layer `i` (from 0) is mounted, and a path inside it. */
+static void layer_path(char *out, size_t size, size_t i, const char *rel) {
+  snprintf(out, size, "%s/%zu%s%s", LAYERS_DIR, i, rel[0] ? "/" : "", rel);
+}
+
+/* Unpacks layer `i` into its empty partition: straight into its files for the bottom layer, else
+ * through an overlay of the layers below, so that overlayfs records what the layer deletes
+ * (whiteouts), replaces (opaque directories) and links to below (copies) as overlay2 does. */
+static int unpack_into_partition(const struct layer *l, size_t i) {
+  char mnt[64], files[80], work[80], blob[32];
+  layer_path(mnt, sizeof mnt, i, "");
+  layer_path(files, sizeof files, i, LAYER_FILES);
+  layer_path(work, sizeof work, i, "work");
+  snprintf(blob, sizeof blob, "/dev/%s", l->device);
+  if (mount_layer(l->target, mnt, false) != 0) return -1;
+  if (mkdir(files, 0755) != 0) return fail_errno("creating %s", files);
+  if (i == 0) return unpack_layer(files, blob, l, (int)l->number);
+  if (mkdir(work, 0700) != 0) return fail_errno("creating %s", work);
+  if (mount_overlay(i, NULL, files, work, UNPACK_ROOT, false) != 0) return -1;
+  if (unpack_layer(UNPACK_ROOT, blob, l, (int)l->number) != 0) return -1;
+  if (unmount(UNPACK_ROOT) != 0) return -1;
+  return remove_tree(work);
+}
+
 int unpack_mode(const struct spec *s, int control) {
   if (send_phase(control, "unpacking", boottime_ns()) != 0) return -1;
-  if (!s->container) {
-    if (mount_image(s->rootfs, UNPACK_ROOT, false) != 0) return -1;
-    /* mkfs made it; an image's root has none (unless a layer brings one). */
-    if (rmdir(UNPACK_ROOT "/lost+found") != 0 && errno != ENOENT) return fail_errno("removing lost+found from the new disk");
+  if (s->container) {
+    /* The host mounted the unpack root (an overlay of the layers below, when there are any). */
+    for (size_t i = 0; i < s->nlayers; i++) {
+      char blob[32];
+      snprintf(blob, sizeof blob, "/dev/%s", s->layers[i].device);
+      if (unpack_layer(UNPACK_ROOT, blob, &s->layers[i], (int)s->layers[i].number) != 0) return -1;
+    }
+    return send_phase(control, "unpacked", boottime_ns());
   }
   for (size_t i = 0; i < s->nlayers; i++) {
-    char device[32];
-    snprintf(device, sizeof device, "/dev/%s", s->layers[i].device);
-    if (unpack_layer(UNPACK_ROOT, device, &s->layers[i], (int)i + 1) != 0) return -1;
+    const struct layer *l = &s->layers[i];
+    char mnt[64];
+    layer_path(mnt, sizeof mnt, i, "");
+    if (l->unpacked ? mount_layer(l->target, mnt, true) : unpack_into_partition(l, i)) return -1;
   }
-  if (!s->container && unmount(UNPACK_ROOT) != 0) return -1;
+  /* Every new layer flushed before the host keeps it. */
+  for (size_t i = s->nlayers; i-- > 0;) {
+    char mnt[64];
+    layer_path(mnt, sizeof mnt, i, "");
+    if (unmount(mnt) != 0) return -1;
+  }
   return send_phase(control, "unpacked", boottime_ns());
 }
 
@@ -57,10 +91,16 @@ static int prepare_upper(const struct spec *s, const char *hostname) {
   static const char *const dirs[] = {UPPER_DIR "/proc", UPPER_DIR "/sys", UPPER_DIR "/dev", UPPER_DIR "/etc"};
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
     if (mkdir_p(dirs[i]) != 0) return -1;
-  struct stat st;
-  if (lstat(IMAGE_DIR "/etc", &st) == 0 && S_ISDIR(st.st_mode) &&
-      (chown(UPPER_DIR "/etc", st.st_uid, st.st_gid) != 0 || chmod(UPPER_DIR "/etc", st.st_mode & 07777) != 0))
-    return fail_errno("copying the owner and mode of the image's /etc");
+  /* The topmost layer with an /etc decides what the image's is (a whiteout: none). */
+  for (size_t i = s->nlayers; i-- > 0;) {
+    char etc[80];
+    struct stat st;
+    layer_path(etc, sizeof etc, i, LAYER_FILES "/etc");
+    if (lstat(etc, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode) && (chown(UPPER_DIR "/etc", st.st_uid, st.st_gid) != 0 || chmod(UPPER_DIR "/etc", st.st_mode & 07777) != 0))
+      return fail_errno("copying the owner and mode of the image's /etc");
+    break;
+  }
 
   char text[512];
   snprintf(text, sizeof text, "%s\n", hostname);
@@ -90,10 +130,14 @@ static int loopback_up(void) {
 
 int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
   const char *hostname = s->hostname ? s->hostname : DEFAULT_HOSTNAME;
-  if (mount_image(s->rootfs, IMAGE_DIR, true) != 0) return 125;
+  for (size_t i = 0; i < s->nlayers; i++) {
+    char mnt[64];
+    layer_path(mnt, sizeof mnt, i, "");
+    if (mount_layer(s->layers[i].target, mnt, true) != 0) return 125;
+  }
   if (mount_tmpfs(SCRATCH_DIR) != 0) return 125;
-  if (mkdir_p(UPPER_DIR) != 0 || mkdir_p(WORK_DIR) != 0 || prepare_upper(s, hostname) != 0) return 125;
-  if (mount_root(IMAGE_DIR, UPPER_DIR, WORK_DIR, CONTAINER_ROOT, s->readonly) != 0) return 125;
+  if (mkdir_p(UPPER_DIR) != 0 || mkdir_p(WORK_DIR) != 0 || mkdir_p(EMPTY_DIR) != 0 || prepare_upper(s, hostname) != 0) return 125;
+  if (mount_overlay(s->nlayers, EMPTY_DIR, UPPER_DIR, s->readonly ? NULL : WORK_DIR, CONTAINER_ROOT, true) != 0) return 125;
   if (mount_container_filesystems(CONTAINER_ROOT) != 0) return 125;
   if (sethostname(hostname, strlen(hostname)) != 0) {
     fail_errno("sethostname %s", hostname);

@@ -5,9 +5,9 @@
 #include "channel.h"
 #include "spec.h"
 
-/* unpack: every layer onto the ROOTFS disk (in container mode: onto the directory runc mounted
- * on the unpack root, the layers being files on /dev/<device>), then PHASE unpacked. 0, or -1
- * with agent_error. */
+/* unpack: each LAYER into its empty partition, on top of the layers before it (in container
+ * mode: into the directory the host mounted on the unpack root, the blobs being files on
+ * /dev/<device>), then PHASE unpacked. 0, or -1 with agent_error. */
 int unpack_mode(const struct spec *spec, int control);
 /* run: assembles the container's root and runs the process; returns as process_run does. */
 int run_mode(const struct spec *spec, struct frame_reader *control, int *exit_code);

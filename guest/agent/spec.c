@@ -13,6 +13,8 @@
 /* All payloads together; argv and env cannot usefully exceed the kernel's exec limits anyway. */
 #define SPEC_MAX_BYTES (8u << 20)
 #define HOSTNAME_MAX 64
+/* docker's limit; the host sends no more. */
+#define MAX_LAYERS 127
 
 void spec_init(struct spec *s) { memset(s, 0, sizeof *s); }
 
@@ -30,11 +32,24 @@ void spec_free(struct spec *s) {
   spec_init(s);
 }
 
+/* The length of the vd[a-z]+ at the start of `name`, or 0. */
+static size_t disk_prefix(const char *name) {
+  if (name[0] != 'v' || name[1] != 'd') return 0;
+  size_t n = 2;
+  while (name[n] >= 'a' && name[n] <= 'z') n++;
+  return n > 2 ? n : 0;
+}
+
 bool valid_device_name(const char *name) {
-  size_t n = strlen(name);
-  if (n < 3 || n > DEVICE_NAME_MAX || name[0] != 'v' || name[1] != 'd') return false;
-  for (size_t i = 2; i < n; i++)
-    if (name[i] < 'a' || name[i] > 'z') return false;
+  size_t n = disk_prefix(name);
+  return n > 0 && n <= DEVICE_NAME_MAX && name[n] == '\0';
+}
+
+bool valid_partition_name(const char *name) {
+  size_t n = disk_prefix(name), len = strlen(name);
+  if (n == 0 || len > DEVICE_NAME_MAX || len == n || len - n > 3 || name[n] == '0') return false;
+  for (size_t i = n; i < len; i++)
+    if (name[i] < '0' || name[i] > '9') return false;
   return true;
 }
 
@@ -58,7 +73,7 @@ int parse_layer(const char *text, struct layer *out) {
   memset(out, 0, sizeof *out);
   const char *p = text, *sp = strchr(p, ' ');
   if (!sp || (size_t)(sp - p) > DEVICE_NAME_MAX)
-    return fail("bad LAYER \"%s\": expected <device> <offset> <bytes> <compression> sha256:<hex>", text);
+    return fail("bad LAYER \"%s\": expected <device> <offset> <bytes> <compression> sha256:<hex> <number>[ <partition>]", text);
   memcpy(out->device, p, (size_t)(sp - p));
   if (!valid_device_name(out->device)) return fail("bad LAYER \"%s\": device must be vd[a-z]+", text);
 
@@ -74,12 +89,38 @@ int parse_layer(const char *text, struct layer *out) {
   else if (strncmp(p, "none ", 5) == 0) out->compression = COMPRESSION_NONE, p += 5;
   else return fail("bad LAYER \"%s\": compression must be gzip, zstd or none", text);
 
-  if (strncmp(p, "sha256:", 7) != 0 || strlen(p) != 7 + 64)
-    return fail("bad LAYER \"%s\": diff_id must be sha256:<64 hex digits>", text);
-  for (const char *h = p + 7; *h; h++)
+  if (strncmp(p, "sha256:", 7) != 0 || strlen(p) < 7 + 64 || p[7 + 64] != ' ')
+    return fail("bad LAYER \"%s\": diff_id must be sha256:<64 hex digits> followed by one space", text);
+  for (const char *h = p + 7; h < p + 7 + 64; h++)
     if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
       return fail("bad LAYER \"%s\": diff_id must be lowercase hex", text);
-  strcpy(out->diff_id, p);
+  memcpy(out->diff_id, p, 7 + 64);
+  p += 7 + 64 + 1;
+
+  /* The layer's number, then the end, or one space and the target partition. */
+  const char *end = strchrnul(p, ' ');
+  char number[8] = "";
+  if (end - p < 1 || end - p > 3) return fail("bad LAYER \"%s\": the layer's number must be 1 to 999", text);
+  memcpy(number, p, (size_t)(end - p));
+  strcat(number, " ");
+  const char *q = number;
+  uint64_t n;
+  if (parse_decimal(&q, false, &n) != 0 || *q != '\0') return fail("bad LAYER \"%s\": the layer's number must be 1 to 999", text);
+  out->number = (unsigned)n;
+  if (*end == '\0') return 0;
+  p = end + 1;
+  if (!valid_partition_name(p)) return fail("bad LAYER \"%s\": the target must be a partition: vd[a-z]+ and its number", text);
+  strcpy(out->target, p);
+  return 0;
+}
+
+/* Appends a layer; LOWER and LAYER together are bounded by docker's 127. */
+static int add_layer(struct spec *s, const struct layer *l) {
+  if (s->nlayers >= MAX_LAYERS) return fail("bad spec: more than %d layers", MAX_LAYERS);
+  struct layer *p = realloc(s->layers, (s->nlayers + 1) * sizeof *p);
+  if (!p) return fail("spec: out of memory");
+  p[s->nlayers++] = *l;
+  s->layers = p;
   return 0;
 }
 
@@ -181,16 +222,16 @@ int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t 
   switch (type) {
   case FRAME_MODE:
     return fail("bad spec: MODE sent twice");
-  case FRAME_ROOTFS: {
-    if (s->container) return fail("bad spec: ROOTFS in container mode: runc provides the root");
-    if (s->rootfs[0]) return fail("bad spec: ROOTFS sent twice");
-    char *name = payload_string("ROOTFS", payload, len);
+  case FRAME_LOWER: {
+    if (s->container) return fail("bad spec: LOWER in container mode: the host stacks the layers");
+    char *name = payload_string("LOWER", payload, len);
     if (!name) return -1;
-    int ok = valid_device_name(name);
-    if (ok) strcpy(s->rootfs, name);
-    else fail("bad ROOTFS \"%s\": device must be vd[a-z]+", name);
+    struct layer l = {.unpacked = true, .number = (unsigned)s->nlayers + 1};
+    int ok = valid_partition_name(name);
+    if (ok) strcpy(l.target, name);
+    else fail("bad LOWER \"%s\": must be a partition: vd[a-z]+ and its number", name);
     free(name);
-    return ok ? 0 : -1;
+    return ok ? add_layer(s, &l) : -1;
   }
   case FRAME_END:
     if (len != 0) return fail("bad END: payload must be empty");
@@ -204,11 +245,9 @@ int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t 
     int rc = parse_layer(text, &l);
     free(text);
     if (rc != 0) return -1;
-    struct layer *p = realloc(s->layers, (s->nlayers + 1) * sizeof *p);
-    if (!p) return fail("spec: out of memory");
-    p[s->nlayers++] = l;
-    s->layers = p;
-    return 0;
+    if (s->container && l.target[0]) return fail("bad spec: a LAYER target in container mode: the host mounts the unpack root");
+    if (!s->container && !l.target[0]) return fail("bad spec: a LAYER without a target partition");
+    return add_layer(s, &l);
   }
   }
   if (s->mode != MODE_RUN) return fail("bad spec: frame type %u is not part of an unpack spec", type);
@@ -217,11 +256,20 @@ int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t 
 
 int spec_check(const struct spec *s) {
   if (!s->ended) return fail("bad spec: no END");
-  if (!s->rootfs[0] && !s->container) return fail("bad spec: no ROOTFS");
-  if (s->mode == MODE_UNPACK && s->nlayers == 0) return fail("bad spec: unpack without a LAYER");
+  bool unpacks = false;
+  for (size_t i = 0; i < s->nlayers; i++) {
+    const struct layer *l = &s->layers[i];
+    unpacks |= !l->unpacked;
+    if (!l->target[0]) continue;
+    /* Each layer has a partition of its own, on a disk that holds no blob. */
+    for (size_t j = 0; j < s->nlayers; j++) {
+      const struct layer *o = &s->layers[j];
+      if (j != i && strcmp(o->target, l->target) == 0) return fail("bad spec: layers %zu and %zu share partition %s", j + 1, i + 1, l->target);
+      if (!o->unpacked && disk_prefix(l->target) == strlen(o->device) && strncmp(o->device, l->target, strlen(o->device)) == 0)
+        return fail("bad spec: layer %zu's blob is on the disk of partition %s", j + 1, l->target);
+    }
+  }
+  if (s->mode == MODE_UNPACK && !unpacks) return fail("bad spec: unpack without a LAYER");
   if (s->mode == MODE_RUN && s->argc == 0) return fail("bad spec: run without an ARG");
-  for (size_t i = 0; i < s->nlayers; i++)
-    if (strcmp(s->layers[i].device, s->rootfs) == 0)
-      return fail("bad spec: layer %zu is on the ROOTFS device %s", i + 1, s->rootfs);
   return 0;
 }

@@ -11,17 +11,22 @@
 enum mode { MODE_NONE, MODE_UNPACK, MODE_RUN };
 enum compression { COMPRESSION_NONE, COMPRESSION_GZIP, COMPRESSION_ZSTD };
 
+/* One of the image's layers, bottom first: a LOWER (unpacked already, on partition `target`) or a
+ * LAYER (to unpack from its blob; in a VM into the empty ext4 partition `target`, in container
+ * mode into the unpack root, target ""). */
 struct layer {
-  char device[DEVICE_NAME_MAX + 1];
+  bool unpacked;
+  char device[DEVICE_NAME_MAX + 1]; /* the blob's */
   uint64_t offset; /* where the blob starts on the device */
   uint64_t bytes;
   enum compression compression;
   char diff_id[7 + 64 + 1]; /* "sha256:" and 64 lowercase hex digits */
+  unsigned number; /* its place in the image, from 1, for messages */
+  char target[DEVICE_NAME_MAX + 1];
 };
 
 struct spec {
   enum mode mode;
-  char rootfs[DEVICE_NAME_MAX + 1];
   struct layer *layers;
   size_t nlayers;
   char **argv; /* NULL-terminated */
@@ -32,8 +37,8 @@ struct spec {
   bool tty, readonly;
   uint16_t rows, cols;
   /* Set before the first frame when the agent runs under runc (`init container`): there are no
-   * block devices and no VM, so ROOTFS, HOSTNAME, READONLY and RESOLV are refused (the runtime
-   * sets those up) and the root is whatever runc made it. */
+   * block devices and no VM, so LOWER, a LAYER's target, HOSTNAME, READONLY and RESOLV are
+   * refused (the host and runc set those up) and the root is whatever runc made it. */
   bool container;
   bool ended; /* END arrived */
   size_t total_bytes; /* of all payloads, bounded */
@@ -46,9 +51,12 @@ int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t 
 /* After END: -1 when something required is missing. */
 int spec_check(const struct spec *s);
 
-/* Parses `<device> <offset> <bytes> <gzip|zstd|none> sha256:<64 hex>` strictly. */
+/* Parses `<device> <offset> <bytes> <gzip|zstd|none> sha256:<64 hex> <number>[ <partition>]`
+ * strictly. */
 int parse_layer(const char *text, struct layer *out);
 /* True for a plain virtio block device name: vd[a-z]+. */
 bool valid_device_name(const char *name);
+/* True for a partition of one: vd[a-z]+ and a partition number from 1 to 999, no leading zero. */
+bool valid_partition_name(const char *name);
 
 #endif

@@ -9,7 +9,7 @@ export const MAX_FRAME_BYTES = 1 << 20;
 
 export enum FrameType {
   Mode = 1,
-  Rootfs = 2,
+  Lower = 2,
   Layer = 3,
   Arg = 4,
   Env = 5,

@@ -4,7 +4,7 @@
  * root, the host name, read-only-ness, /etc/hosts and /etc/resolv.conf).
  */
 import { AgentError } from '../errors';
-import type { Image } from '../image/layout';
+import type { Layer } from '../image/layout';
 import { etcFiles } from './etc-files';
 import { FrameType, terminalSize } from './frames';
 import type { AgentSession } from './session';
@@ -27,12 +27,16 @@ export interface RunSpec {
 /** Where the agent runs: PID 1 of a VM, or the first process of a runc container. */
 export type AgentHome = 'vm' | 'container';
 
-/** The image's ext4 disk in a VM. */
-const ROOTFS_DEVICE = 'vda';
+/** Where the agent unpacks a layer in container mode: the directory the host mounts there. */
+export const UNPACK_ROOT = '/mnt/root';
 
-export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHome): void {
+/**
+ * Starts the process. In a VM, `lowers` are the partitions holding the image's layers, bottom
+ * first; the agent stacks them under a writable layer of its own.
+ */
+export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHome, lowers: string[] = []): void {
   session.send(FrameType.Mode, 'run');
-  if (home === 'vm') session.send(FrameType.Rootfs, ROOTFS_DEVICE);
+  for (const lower of lowers) session.send(FrameType.Lower, lower);
   for (const arg of spec.argv) session.send(FrameType.Arg, arg);
   for (const entry of spec.env) session.send(FrameType.Env, entry);
   session.send(FrameType.Workdir, spec.workdir);
@@ -55,25 +59,32 @@ export interface LayerPlace {
 }
 
 /**
- * Asks for every layer of `image` to be unpacked, layer i's blob being at places[i] (in a VM,
- * on the layers' disk; in a container, a file runc mounts at /dev/<device>); resolves with the
- * guest's unpacking time in ms, when it said.
+ * One layer of an unpack, bottom first: one unpacked already (`lower`: its partition, in a VM),
+ * or one to unpack (`number`: its place in the image, from 1) from its blob, into `target` (in a
+ * VM, an empty ext4 partition; in a container, the directory the host mounted at UNPACK_ROOT).
  */
-export async function unpackLayers(session: AgentSession, image: Image, home: AgentHome, places: LayerPlace[]): Promise<number | undefined> {
+export type UnpackStep = { lower: string } | { layer: Layer; blob: LayerPlace; target?: string; number: number };
+
+/**
+ * Asks for the layers in `steps` to be unpacked, each on top of those before it; resolves with
+ * the guest's unpacking time in ms, when it said.
+ */
+export async function unpackLayers(session: AgentSession, imageName: string, steps: UnpackStep[]): Promise<number | undefined> {
   session.send(FrameType.Mode, 'unpack');
-  if (home === 'vm') session.send(FrameType.Rootfs, ROOTFS_DEVICE);
-  image.layers.forEach((layer, i) => {
-    session.send(FrameType.Layer, `${places[i].device} ${places[i].offset} ${layer.size} ${layer.compression} ${layer.diffId}`);
-  });
+  for (const step of steps) {
+    if ('lower' in step) {
+      session.send(FrameType.Lower, step.lower);
+      continue;
+    }
+    const { layer, blob, target } = step;
+    session.send(FrameType.Layer, `${blob.device} ${blob.offset} ${layer.size} ${layer.compression} ${layer.diffId} ${step.number}${target ? ` ${target}` : ''}`);
+  }
   session.send(FrameType.End);
   const code = await session.outcome;
-  if (code !== 0) throw new AgentError(`unpacking ${image.name} failed (agent exit ${code})`);
+  if (code !== 0) throw new AgentError(`unpacking ${imageName} failed (agent exit ${code})`);
   const { unpacking, unpacked } = session.phases;
   return unpacking !== undefined && unpacked !== undefined ? (unpacked - unpacking) / 1e6 : undefined;
 }
-
-/** The VM's disk holding every layer blob, after the image disk (vda). */
-export const LAYERS_DEVICE = 'vdb';
 
 /** Linux's name for the n-th virtio disk (0: vda). */
 export function deviceName(index: number): string {

@@ -15,7 +15,7 @@ import { ensureGuestKernel } from '../guest/kernel';
 import type { Image } from '../image/layout';
 import type { RunControl } from '../agent/process-io';
 import { makeRunSpec, type RunSpec } from '../run/spec';
-import { ensureImageDisk } from '../vm/image-disk';
+import { ensureLayerDisks } from '../vm/layer-disks';
 import { boottimeToNow, DEFAULT_CMDLINE, Machine } from '../vm/machine';
 import { emptySample, MIB, type RuntimeLabel, type Sample } from './figures';
 import { cgroupMemory, memAvailable, pidsWithArgument, processMemory, residentInMappingsOf } from './memory';
@@ -232,12 +232,15 @@ class QemuRunner implements Runner {
 
   async prepare(): Promise<void> {
     checkExecutable(this.context.qemu);
-    const [kernel, initrd, disk] = await Promise.all([ensureGuestKernel(), ensureAgentInitramfs(), ensureImageDisk(this.context.image)]);
+    const [kernel, initrd, layers] = await Promise.all([ensureGuestKernel(), ensureAgentInitramfs(), ensureLayerDisks(this.context.image)]);
+    // One of the image's layer disks: both VMs then have one virtio disk.
+    const disk = layers.paths.at(-1);
+    if (!disk) throw new Error(`${this.context.image.name} has no layers`);
     // microvm has no i8042: the guest resets by triple fault, and -no-reboot turns that into an exit.
     const cmdline = `${DEFAULT_CMDLINE} quiet`.replace('reboot=k', 'reboot=t');
     this.args = ['-M', 'microvm,rtc=off', '-accel', 'kvm', '-cpu', 'host', '-m', String(this.context.memoryMiB), '-smp', '1',
       '-kernel', kernel.vmlinux, '-initrd', initrd, '-append', cmdline,
-      '-drive', `file=${disk.path},format=raw,if=none,id=rootfs,readonly=on`, '-device', 'virtio-blk-device,drive=rootfs',
+      '-drive', `file=${disk},format=raw,if=none,id=rootfs,readonly=on`, '-device', 'virtio-blk-device,drive=rootfs',
       '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio'];
   }
 

@@ -1,6 +1,6 @@
 /**
  * The image commands, docker's way: `pull`, `images`, `rmi`, `image prune`, `load`. Commander
- * wiring and printing only; the work is in src/image/store.ts.
+ * wiring and printing only; the work is in src/image/store.ts and src/run/prune-layers.ts.
  */
 import type { Command } from 'commander';
 
@@ -73,10 +73,12 @@ export function registerImageCommands(program: Command): void {
     .command('image')
     .description('manage images')
     .command('prune')
-    .description('delete the blobs that no image name needs')
+    .description('delete the blobs and unpacked layers that no image name needs')
     .action(async () => {
       const { pruneImages } = await import('../image/store');
-      console.log(`Total reclaimed space: ${humanSize(await pruneImages())}`);
+      const { pruneUnpackedLayers } = await import('../run/prune-layers');
+      const blobs = await pruneImages();
+      console.log(`Total reclaimed space: ${humanSize(blobs + (await pruneUnpackedLayers()))}`);
     });
 
   program

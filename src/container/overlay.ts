@@ -1,7 +1,7 @@
 /**
- * A container's root: the image's unpacked directory as the read-only lower layer of an overlay
- * whose upper layer is a directory of the run's own, mounted by vmrun on the host and unmounted
- * when the run ends.
+ * overlayfs mounts on the host, as docker's overlay2 makes them: a container's root (the image's
+ * layers, read-only, under a writable layer of the run's own) and the view a layer is unpacked
+ * through (the layers below it, under the new layer). Unmounted by whoever mounted them.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,27 +11,51 @@ import { promisify } from 'node:util';
 import { ContainerError } from '../errors';
 
 export interface Overlay {
-  /** The merged directory: the container's root. */
+  /** The merged directory. */
   root: string;
   unmount(): Promise<void>;
 }
 
-/** Mounts `lower` under a writable layer in `dir` (a private, empty directory of the run's). */
-export async function mountOverlay(lower: string, dir: string): Promise<Overlay> {
-  const [upper, work, root] = ['upper', 'work', 'root'].map((name) => path.join(dir, name));
-  for (const d of [upper, work, root]) fs.mkdirSync(d, { mode: 0o755 });
-  // overlayfs splits its options on commas and its layer lists on colons.
-  for (const p of [lower, upper, work]) {
-    if (/[,:\\]/.test(p)) throw new ContainerError(`cannot use ${p} in an overlay: it contains a comma, colon or backslash`);
-  }
-  // xino=auto: where the layers' inode numbers leave room (the cache and the run's directory on
-  // two filesystems, say ext4 and tmpfs), readdir's d_ino then agree with stat's st_ino.
-  await mount(['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},xino=auto`, root]);
-  return { root, unmount: () => mount([root], 'umount') };
+export interface OverlayDirs {
+  /** The writable layer, and overlayfs's work directory on the same filesystem. */
+  upper: string;
+  work: string;
+  /** Where the merged directory is mounted. */
+  root: string;
+  /** An empty directory for the short names of the lower layers. */
+  links: string;
 }
 
-async function mount(args: string[], tool = 'mount'): Promise<void> {
-  await promisify(execFile)(tool, args, { encoding: 'utf8' }).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
+/**
+ * Mounts `lowers` (bottom first) under `dirs.upper` at `dirs.root`. The lower layers are named
+ * by short links in `dirs.links`, relative to it, as overlay2 does: mount options fit in a
+ * page, and 127 layers' full paths would not.
+ */
+export async function mountOverlay(lowers: string[], dirs: OverlayDirs): Promise<Overlay> {
+  for (const d of [dirs.upper, dirs.work, dirs.root, dirs.links]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+  // overlayfs splits its options on commas and its layer lists on colons.
+  for (const p of [dirs.upper, dirs.work, dirs.links]) {
+    if (/[,:\\]/.test(p)) throw new ContainerError(`cannot use ${p} in an overlay: it contains a comma, colon or backslash`);
+  }
+  lowers.forEach((lower, i) => fs.symlinkSync(lower, path.join(dirs.links, String(i))));
+  // An image without layers has an empty root.
+  if (lowers.length === 0) fs.mkdirSync(path.join(dirs.links, '0'));
+  const lowerdir = Array.from({ length: Math.max(lowers.length, 1) }, (_, i) => String(i)).reverse().join(':');
+  // xino=auto: where the layers' inode numbers leave room (the cache and the run's directory on
+  // two filesystems, say ext4 and tmpfs), readdir's d_ino then agree with stat's st_ino.
+  const options = `lowerdir=${lowerdir},upperdir=${dirs.upper},workdir=${dirs.work},xino=auto`;
+  await mount(['-t', 'overlay', 'overlay', '-o', options, dirs.root], dirs.links);
+  return { root: dirs.root, unmount: () => mount([dirs.root], dirs.links, 'umount') };
+}
+
+/** A run's root: `lowers` under a writable layer in `dir` (a private, empty directory of the run's). */
+export function mountRunOverlay(lowers: string[], dir: string): Promise<Overlay> {
+  const [upper, work, root, links] = ['upper', 'work', 'root', 'l'].map((name) => path.join(dir, name));
+  return mountOverlay(lowers, { upper, work, root, links });
+}
+
+async function mount(args: string[], cwd: string, tool = 'mount'): Promise<void> {
+  await promisify(execFile)(tool, args, { encoding: 'utf8', cwd }).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
     if (err.code === 'ENOENT') throw new ContainerError(`${tool} is missing: apt-get install mount`);
     throw new ContainerError(`${tool} ${args.at(-1)} failed: ${(err.stderr ?? err.message).trim()}`);
   });

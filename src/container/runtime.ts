@@ -1,6 +1,6 @@
 /**
  * The container runtime: runs a RunSpec in a runc container whose root is the image's cached
- * directory under a writable overlay that dies with the run. The agent, as the container's first
+ * layer directories under a writable overlay that dies with the run. The agent, as the container's first
  * process, starts the process exactly as it does in a VM (user, groups, HOME, PATH search,
  * working directory, docker's 126/127), relays its stdio through pipes and reports its exit;
  * runc supplies the namespaces, filesystems, host name and cgroup limits.
@@ -16,9 +16,9 @@ import { sendRunSpec, type RunSpec } from '../agent/specs';
 import type { Image } from '../image/layout';
 import { withAgentContainer } from './agent-container';
 import type { ContainerLimits } from './bundle';
-import { mountOverlay } from './overlay';
+import { ensureLayerDirs, type LayerDirs } from './layer-dirs';
+import { mountRunOverlay } from './overlay';
 import { runcPath } from './runc';
-import { ensureRootfsDir, type RootfsDir } from './rootfs-dir';
 
 export interface ContainerResources extends ContainerLimits {
   /** runc's name for the container. */
@@ -27,8 +27,8 @@ export interface ContainerResources extends ContainerLimits {
 
 export interface ContainerRunResult {
   exitCode: number;
-  /** How the image directory came to be: unpacked by this run, or from the cache. */
-  rootfs: RootfsDir;
+  /** How the image's layers came to be: unpacked by this run, or from the cache. */
+  layers: LayerDirs;
   /** The agent's milestones in ms of CLOCK_BOOTTIME (`exec`, ...). */
   guest: Record<string, number>;
 }
@@ -41,11 +41,11 @@ export async function runInContainer(
   onStart?: (control: RunControl) => void,
 ): Promise<ContainerRunResult> {
   runcPath();  // before anything is unpacked or mounted: without runc, none of it is any use
-  const rootfs = await ensureRootfsDir(image);
+  const layers = await ensureLayerDirs(image);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-run-'));
   let mounted = false;
   try {
-    const overlay = await mountOverlay(rootfs.path, dir);
+    const overlay = await mountRunOverlay(layers.diffs, dir);
     mounted = true;
     try {
       const binds = etcBinds(spec, path.join(dir, 'etc'));
@@ -54,7 +54,7 @@ export async function runInContainer(
         sendRunSpec(session, spec, 'container');
         onStart?.(processControl(session, stop));
         // Once the container is gone, nobody holds the other ends of the output streams: they end.
-        return { exitCode: await relayProcess(session, sockets!, stdio), rootfs, guest: session.phasesMs() };
+        return { exitCode: await relayProcess(session, sockets!, stdio), layers, guest: session.phasesMs() };
       });
     } finally {
       await overlay.unmount();

@@ -42,8 +42,12 @@ export interface Image {
   layers: Layer[];
   /** The OCI ChainID: names the stack of layers the image claims. */
   chainId: string;
-  /** The key of its unpacked root in the caches: digests the host and the unpacker both verify. */
-  unpackKey: string;
+  /**
+   * layerKeys[i] names layer i unpacked on top of layers 0..i-1 in the caches (what it hides and
+   * copies depends on them, as with docker's ChainIDs), from digests the host and the unpacker
+   * both verify; images on one base share the base's entries.
+   */
+  layerKeys: string[];
 }
 
 /** The Go names of this host's OS and architecture, which image platforms use. */
@@ -125,7 +129,7 @@ async function imageFrom(dir: string, name: string, manifest: { digest: string; 
     if (stat.size !== d.size) throw new ImageError(`${name}: layer ${i + 1} blob ${d.digest} is ${stat.size} bytes, the manifest says ${d.size}`);
     layers.push({ path: file, digest: d.digest, size: d.size, compression, diffId: config.diffIds[i] });
   }
-  return { name, manifestDigest: manifest.digest, config, layers, chainId: chainId(config.diffIds), unpackKey: unpackKey(layers) };
+  return { name, manifestDigest: manifest.digest, config, layers, chainId: chainId(config.diffIds), layerKeys: layers.map((_, i) => unpackKey(layers.slice(0, i + 1))) };
 }
 
 /** Checks every layer blob against its digest (streaming); throws ImageError naming the first bad one. */

@@ -36,10 +36,11 @@ export interface BootOptions {
 }
 
 /**
- * A virtio disk: a host file (or block device), or read-only files laid end to end, each at its
- * byte offset (a multiple of 512; gaps read as zeros), as image layers are given to the unpacker.
+ * A virtio disk: a host file (or block device), or files laid end to end, each at its byte
+ * offset (a multiple of 512; gaps read as zeros and refuse writes), as an image's layers are
+ * given to the guest. Parts are read-only unless `readOnly: false`.
  */
-export type Drive = { path: string; readOnly?: boolean } | { parts: { path: string; offset: number }[] };
+export type Drive = { path: string; readOnly?: boolean } | { parts: { path: string; offset: number }[]; readOnly?: boolean };
 
 /**
  * How the machine ended: `reset` when the guest reset itself (how a guest powers off, with
@@ -90,7 +91,7 @@ export class Machine {
       vcpus: requireInteger(options.vcpus ?? 1, 'vcpus'),
       drives: (options.drives ?? []).map((d, i) =>
         'parts' in d
-          ? { parts: d.parts.map((p, j) => ({ path: requireString(p?.path, `drives[${i}].parts[${j}].path`), offset: requireInteger(p?.offset, `drives[${i}].parts[${j}].offset`) })), readOnly: true }
+          ? { parts: d.parts.map((p, j) => ({ path: requireString(p?.path, `drives[${i}].parts[${j}].path`), offset: requireInteger(p?.offset, `drives[${i}].parts[${j}].offset`) })), readOnly: d.readOnly !== false }
           : { parts: [{ path: requireString(d?.path, `drives[${i}].path`), offset: 0 }], readOnly: d.readOnly === true },
       ),
       vsock:

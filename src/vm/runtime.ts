@@ -1,6 +1,7 @@
 /**
- * The microVM runtime: runs a RunSpec in a VM whose root is the image's cached disk (read-only,
- * shared by every VM of the image) under a writable overlay that dies with the VM. stdio travels
+ * The microVM runtime: runs a RunSpec in a VM whose root is the image's cached layers (one
+ * read-only disk, a partition per layer, shared by every VM of images that have them) under a
+ * writable overlay that dies with the VM. stdio travels
  * on vsock connections of its own, with backpressure end to end; signals and terminal sizes on
  * the control connection.
  */
@@ -12,7 +13,7 @@ import { AgentPort } from '../agent/channels';
 import { processControl, relayProcess } from '../agent/process';
 import { sendRunSpec } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
-import { ensureImageDisk, type ImageDisk } from './image-disk';
+import { ensureLayerDisks, layerPartitions, layersDrive, type LayerDisks } from './layer-disks';
 import type { MachineExit } from './machine';
 
 export interface VmResources {
@@ -24,8 +25,8 @@ export interface VmResources {
 
 export interface VmRunResult {
   exitCode: number;
-  /** How the image disk came to be: unpacked by this run, or from the cache. */
-  disk: ImageDisk;
+  /** How the image's layers came to be: unpacked by this run, or from the cache. */
+  layers: LayerDisks;
   host: HostTimings;
   /** Guest milestones in ms of guest boot time (`agent`, `exec`, ...). */
   guest: Record<string, number>;
@@ -40,16 +41,16 @@ export async function runInVm(
   resources: VmResources = {},
   onStart?: (control: RunControl) => void,
 ): Promise<VmRunResult> {
-  const disk = await ensureImageDisk(image, { kernel: resources.kernel });
-  const drives = [{ path: disk.path, readOnly: true }];
+  const layers = await ensureLayerDisks(image, { kernel: resources.kernel });
+  const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
   const options = { drives, memoryMiB: resources.memoryMiB ?? DEFAULT_MEMORY_MIB, vcpus: resources.vcpus ?? 1, kernel: resources.kernel };
   return withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
-    sendRunSpec(session, spec, 'vm');
+    sendRunSpec(session, spec, 'vm', layerPartitions('vda', layers.paths.length));
     onStart?.(processControl(session, () => vm.kill()));
     const sockets = { stdin: listener.accept(AgentPort.Stdin), stdout: listener.accept(AgentPort.Stdout), stderr: listener.accept(AgentPort.Stderr) };
     const exitCode = await relayProcess(session, sockets, stdio, ended.then((exit: MachineExit) => {
       throw new AgentError(`the VM ended (${exit.kind}) before the process's output was complete`);
     }));
-    return { exitCode, disk, host: timings, guest: session.phasesMs() };
+    return { exitCode, layers, host: timings, guest: session.phasesMs() };
   });
 }

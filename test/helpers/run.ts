@@ -6,7 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { AgentError, VmrunError } from '../../src/errors';
 import { openLayout, type Image } from '../../src/image/layout';
 import { runImage, type RunImageOptions } from '../../src/run/run-image';
-import { imageDiskPath } from '../../src/vm/image-disk';
+import { layerDiskPath } from '../../src/vm/layer-disks';
 import type { RunControl } from '../../src/agent/process-io';
 import type { VmRunResult } from '../../src/vm/runtime';
 import { testImages } from './images';
@@ -22,10 +22,10 @@ export interface Outcome {
   result?: VmRunResult;
 }
 
-/** Opens a test image, with its cached disk removed first when `fresh`. */
+/** Opens a test image, with its cached layer disks removed first when `fresh`. */
 export async function testImage(name: string, ref?: string, fresh = false): Promise<Image> {
   const image = await openLayout(path.join(await testImages(), name), ref);
-  if (fresh) fs.rmSync(imageDiskPath(image), { force: true });
+  if (fresh) image.layers.forEach((_, i) => fs.rmSync(layerDiskPath(image, i), { force: true }));
   return image;
 }
 

@@ -7,22 +7,25 @@ import os from 'node:os';
 import t from 'tap';
 
 import { AgentError, ImageError } from '../../src/errors';
-import { imageDiskPath } from '../../src/vm/image-disk';
+import type { Image } from '../../src/image/layout';
+import { layerDiskPath } from '../../src/vm/layer-disks';
 import { processResources } from '../helpers/guest';
 import { run, testImage } from '../helpers/run';
 
 const sh = (script: string) => ({ command: ['sh', '-c', script] });
+/** Whether layer `index` (from 0) of `image` is in the cache. */
+const cached = (image: Image, index: number) => fs.existsSync(layerDiskPath(image, index));
 
 t.test('the image default command runs; a first run unpacks, a second reuses the disk and is faster', async (t) => {
   const image = await testImage('busybox', 'latest', true);
   const first = await run(image);
   t.equal(first.code, 0, first.error?.message ?? '');
   t.equal(first.stdout.toString(), 'hello from busybox\n');
-  t.ok(first.result?.disk.unpack, 'the first run unpacked the image');
-  t.ok(fs.existsSync(imageDiskPath(image)), 'and cached its disk');
+  t.ok(first.result?.layers.unpack, 'the first run unpacked the image');
+  t.ok(image.layers.every((_, i) => cached(image, i)), 'and cached its layers');
   const second = await run(image);
   t.equal(second.stdout.toString(), 'hello from busybox\n');
-  t.notOk(second.result?.disk.unpack, 'the second run used the cached disk');
+  t.notOk(second.result?.layers.unpack, 'the second run used the cached layers');
   t.ok(second.ms < first.ms, `second run ${second.ms.toFixed(0)} ms < first ${first.ms.toFixed(0)} ms`);
   t.comment(`host milestones of the second run (ms): ${JSON.stringify(second.result?.host)}; guest (ms of boot): ${JSON.stringify(second.result?.guest)}`);
 });
@@ -171,8 +174,9 @@ t.test('xattrs survive unpacking', async (t) => {
   const o = await run(image, sh('cat /xattr-file >/dev/null && echo present'));
   t.equal(o.stdout.toString(), 'present\n');
   const { execFileSync } = await import('node:child_process');
-  const listing = execFileSync('debugfs', ['-R', 'ea_list /xattr-file', imageDiskPath(image)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  t.match(listing, /user\.vmrun.*hello/);
+  // The layer that brought the file holds it in /diff; the others do not have it.
+  const listings = image.layers.map((_, i) => execFileSync('debugfs', ['-R', 'ea_list /diff/xattr-file', layerDiskPath(image, i)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  t.ok(listings.some((listing) => /user\.vmrun.*hello/.test(listing)), listings.join(' | '));
 });
 
 t.test('hostile layers: traversal and hardlink escapes are refused, symlinks resolve inside the root', async (t) => {
@@ -182,7 +186,7 @@ t.test('hostile layers: traversal and hardlink escapes are refused, symlinks res
     t.equal(o.code, 125, `${name} fails`);
     t.type(o.error, AgentError);
     t.match(o.error?.message, /layer 2/, `${name}: the message names the layer: ${o.error?.message}`);
-    t.notOk(fs.existsSync(imageDiskPath(image)), `${name}: no cached disk`);
+    t.notOk(cached(image, 1), `${name}: the layer is not cached`);
   }
   const image = await testImage('hostile-symlink', undefined, true);
   const o = await run(image, sh('ls /planted-through-abs /planted-through-rel'));
@@ -196,13 +200,13 @@ t.test('corrupt layers fail clearly and leave no cached disk', async (t) => {
   t.equal(o.code, 125);
   t.type(o.error, ImageError);
   t.match(o.error?.message, /layer 1 is corrupt/);
-  t.notOk(fs.existsSync(imageDiskPath(corrupt)));
+  t.notOk(cached(corrupt, 0));
   const badDiff = await testImage('bad-diffid', 'latest', true);
   const b = await run(badDiff, sh('true'));
   t.equal(b.code, 125);
   t.type(b.error, AgentError);
   t.match(b.error?.message, /layer 1.*diff_id|diff_id.*layer 1/i);
-  t.notOk(fs.existsSync(imageDiskPath(badDiff)));
+  t.notOk(cached(badDiff, 0));
 });
 
 t.test('two VMs of one image at once, the image unpacked once for both', async (t) => {
@@ -210,7 +214,7 @@ t.test('two VMs of one image at once, the image unpacked once for both', async (
   const [a, b] = await Promise.all([run(image, sh('echo a')), run(image, sh('echo b'))]);
   t.equal(a.stdout.toString(), 'a\n');
   t.equal(b.stdout.toString(), 'b\n');
-  t.equal([a, b].filter((o) => o.result?.disk.unpack).length, 1, 'exactly one of them unpacked');
+  t.equal([a, b].filter((o) => o.result?.layers.unpack).length, 1, 'exactly one of them unpacked');
   const [c, d] = await Promise.all([run(image, sh('sleep 1; echo c')), run(image, sh('sleep 1; echo d'))]);
   t.same([c.stdout.toString(), d.stdout.toString()], ['c\n', 'd\n'], 'two VMs share the cached disk at once');
 });

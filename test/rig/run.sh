@@ -96,6 +96,9 @@ ip link set lo up 2>/dev/null
 [ -n "$(ls -A /sys/fs/cgroup 2>/dev/null)" ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
 grep -q '^kvm:' /etc/group || echo 'kvm:x:994:' >>/etc/group
 chown "0:$(grep '^kvm:' /etc/group | cut -d: -f3)" /dev/kvm && chmod 0660 /dev/kvm
+# The container runtime's unpacked layers need what 9p lacks (device nodes, whiteouts, trusted
+# xattrs, an overlay's upper layer): a tmpfs of the rig's own, kept for this run only.
+mkdir -p "$VMRUN_CACHE_DIR/layer-dirs" && mount -t tmpfs -o mode=0755 rig-layer-dirs "$VMRUN_CACHE_DIR/layer-dirs"
 # exec, as on a KVM host: never a shell builtin or function of that name.
 (exec -- "${argv[@]}")
 echo $? >"$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc"

@@ -124,7 +124,32 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
     const runs = await Promise.all(['a', 'b'].map((x) => vmrun(['--runtime', 'container', '--log-level', 'info', image, 'echo', x], { env: cacheEnv })));
     t.same(runs.map((o) => o.stdout.toString()), ['a\n', 'b\n']);
     t.equal(runs.filter((o) => o.stderr.includes('image unpacked')).length, 1, 'exactly one of them unpacked');
-    t.same(fs.readdirSync(path.join(cache, 'rootfs-dirs')).filter((f) => !f.endsWith('.lock')).length, 1, 'one directory, no temporary left');
+    t.same(fs.readdirSync(path.join(cache, 'layer-dirs')).filter((f) => !f.endsWith('.lock')).length, 1, 'one directory, no temporary left');
+  });
+
+  t.test('two images on one base store the base once; image prune frees the layers no image names', async (t) => {
+    const cache = fs.mkdtempSync(path.join(tmp, 'cache-'));
+    t.teardown(() => fs.rmSync(cache, { recursive: true, force: true }));
+    const cacheEnv = { ...env, VMRUN_CACHE_DIR: cache };
+    const dirs = () => fs.readdirSync(path.join(cache, 'layer-dirs')).filter((f) => !f.endsWith('.lock')).sort();
+    const loaded = await vmrun(['load', '-q', '--name', 'test/busybox', '-i', await layoutOf('busybox')], { env: cacheEnv });
+    t.equal(loaded.code, 0, loaded.stderr);
+    const base = await vmrun(['--runtime', 'container', '--log-level', 'info', 'test/busybox:latest', 'echo', 'base'], { env: cacheEnv });
+    t.equal(base.stdout.toString(), 'base\n', base.stderr);
+    t.equal(dirs().length, 1, 'busybox: one layer');
+    // layered is busybox's layer and three more: only those three are unpacked.
+    const layered = await vmrun(['--runtime', 'container', '--log-level', 'info', `oci:${await layoutOf('layered')}`, 'true'], { env: cacheEnv });
+    t.equal(layered.code, 0, layered.stderr);
+    t.match(layered.stderr, /"layers":3[,}][^\n]*image unpacked/, 'three layers unpacked, not four');
+    const both = dirs();
+    t.equal(both.length, 4, 'four layer directories for five layers');
+    const pruned = await vmrun(['image', 'prune'], { env: cacheEnv });
+    t.equal(pruned.code, 0, pruned.stderr);
+    t.match(pruned.stdout.toString(), /^Total reclaimed space: [1-9][0-9.]* ?[kMG]?B\n$/);
+    t.equal(dirs().length, 1, 'only the stored image\'s layer is left');
+    const again = await vmrun(['--runtime', 'container', '--log-level', 'info', 'test/busybox:latest', 'echo', 'again'], { env: cacheEnv });
+    t.equal(again.stdout.toString(), 'again\n', again.stderr);
+    t.notMatch(again.stderr, /image unpacked/, 'the stored image runs without unpacking');
   });
 
   t.test('an image that claims another\'s diff_ids with blobs of its own is not served its cached root', async (t) => {
@@ -137,7 +162,7 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
     const impostor = await vmrun(['--runtime', 'container', await ociRef('impostor'), 'true'], { env: cacheEnv });
     t.equal(impostor.code, 125);
     t.match(impostor.stderr, /^vmrun: [^\n]*diff_id[^\n]*\n$/, 'its own unpack refuses it, in one line');
-    t.equal(fs.readdirSync(path.join(cache, 'rootfs-dirs')).length, 1, 'only busybox\'s directory is cached');
+    t.equal(fs.readdirSync(path.join(cache, 'layer-dirs')).length, 1, 'only busybox\'s directory is cached');
   });
 
   t.test('two runs may not share a name', async (t) => {

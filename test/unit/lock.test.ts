@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import t from 'tap';
 
-import { ensureCacheEntry } from '../../src/cache-entry';
+import { publishCacheEntry, withCacheLock } from '../../src/cache-entry';
 import { isLocked, lock, lockFile } from '../../src/lock';
 
 const LOCK_JS = path.join(__dirname, '..', '..', 'dist', 'src', 'lock.js');
@@ -167,19 +167,24 @@ t.test('waiting too long for a live holder: one line naming the holder and the w
   });
 });
 
-t.test('a cache entry whose making fails leaves nothing: no entry, no temporary, no lock', async (t) => {
+t.test('a cache entry is published once: a later one never replaces it, file or directory', async (t) => {
   const dir = fs.mkdtempSync(path.join(tmp, 'cache-'));
-  const entry = path.join(dir, 'entry');
-  await t.rejects(
-    ensureCacheEntry(entry, async (temp) => {
-      fs.writeFileSync(temp, 'half');
-      throw new Error('unpack failed');
-    }),
-    { message: 'unpack failed' },
-  );
-  t.same(fs.readdirSync(dir), []);
-  const made = await ensureCacheEntry(entry, async (temp) => fs.writeFileSync(temp, 'whole'));
-  t.ok('made' in made);
-  t.equal(fs.readFileSync(entry, 'utf8'), 'whole');
-  t.same(fs.readdirSync(dir), ['entry']);
+  const file = path.join(dir, 'file');
+  await withCacheLock(file, async () => {
+    fs.writeFileSync(`${file}.1.tmp`, 'first');
+    t.ok(publishCacheEntry(`${file}.1.tmp`, file));
+  });
+  fs.writeFileSync(`${file}.2.tmp`, 'second');
+  t.notOk(publishCacheEntry(`${file}.2.tmp`, file), 'the second is refused');
+  t.equal(fs.readFileSync(file, 'utf8'), 'first');
+  t.ok(fs.existsSync(`${file}.2.tmp`), 'and left to its maker');
+  const entry = path.join(dir, 'dir');
+  for (const n of [1, 2]) {
+    fs.mkdirSync(`${entry}.${n}.tmp`);
+    fs.writeFileSync(path.join(`${entry}.${n}.tmp`, 'diff'), String(n));
+  }
+  t.ok(publishCacheEntry(`${entry}.1.tmp`, entry));
+  t.notOk(publishCacheEntry(`${entry}.2.tmp`, entry));
+  t.equal(fs.readFileSync(path.join(entry, 'diff'), 'utf8'), '1');
+  t.same(fs.readdirSync(dir).sort(), ['dir', 'dir.2.tmp', 'file', 'file.2.tmp'], 'no lock left');
 });

@@ -50,7 +50,7 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
     const cache = fs.mkdtempSync(path.join(caches, 'race-'));
     // A clock-based lock would be broken after 300 ms; the unpacker is stopped for 3 s.
     const raceEnv = { ...env, VMRUN_CACHE_DIR: cache, VMRUN_LOCK_STALE_MS: '300' };
-    const dirs = path.join(cache, 'rootfs-dirs');
+    const dirs = path.join(cache, 'layer-dirs');
     const a = spawn(process.execPath, [CLI, '--runtime', 'container', '--log-level', 'info', image, 'echo', 'a'], { env: raceEnv });
     const output = (child: typeof a) => {
       let stdout = '';
@@ -127,7 +127,7 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
         const fs = require('fs');
         const timer = setInterval(() => {
           let unpacking = false;
-          try { unpacking = fs.readdirSync(${JSON.stringify(path.join(cache, 'rootfs-dirs'))}).some((f) => f.endsWith('.tmp')); } catch {}
+          try { unpacking = fs.readdirSync(${JSON.stringify(path.join(cache, 'layer-dirs'))}).some((f) => f.endsWith('.tmp')); } catch {}
           if (!unpacking) return;
           clearInterval(timer);
           Promise.reject(new Error('planted unhandled rejection'));
@@ -138,14 +138,14 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
     // Make sure the agent is built first, so that the bug strikes during the unpack.
     const warm = await vmrun(['--runtime', 'container', image, 'true'], { env: { ...env, VMRUN_CACHE_DIR: cache } });
     t.equal(warm.code, 0, warm.stderr);
-    fs.rmSync(path.join(cache, 'rootfs-dirs'), { recursive: true, force: true });
+    fs.rmSync(path.join(cache, 'layer-dirs'), { recursive: true, force: true });
     const runcStates = () => (fs.existsSync('/run/vmrun/runc') ? fs.readdirSync('/run/vmrun/runc') : []);
     const before = runcStates();
     const o = await vmrun(['--runtime', 'container', image, 'true'], { env: rejectEnv });
     t.equal(o.code, 125);
     t.same(runcStates().filter((n) => !before.includes(n)), [], 'runc\'s state of the unpack container is gone');
     t.match(o.stderr, /^vmrun: internal error: planted unhandled rejection[^\n]*\n$/);
-    const dirs = path.join(cache, 'rootfs-dirs');
+    const dirs = path.join(cache, 'layer-dirs');
     t.same(fs.existsSync(dirs) ? fs.readdirSync(dirs) : [], [], 'no directory, temporary or lock left in the cache');
     t.same(leftovers(tmp), []);
   });

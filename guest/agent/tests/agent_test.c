@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -168,35 +169,74 @@ static void test_compressions(void) {
   }
 }
 
+/* What the upper fixture layer must leave on top of the base one, in `root` (how: which way). */
+static void check_stack(const char *root, const char *how) {
+  ok(!exists(path_in(root, "wh/file")) && !exists(path_in(root, "wh/.wh.file")), "%s: .wh.file removes the file and is not extracted", how);
+  ok(!exists(path_in(root, "wh/dir")), "%s: .wh.dir removes a directory recursively", how);
+  ok(text_is(path_in(root, "wh/stays"), "stays"), "%s: a whiteout leaves its siblings", how);
+  ok(!exists(path_in(root, "opq-before/old")) && text_is(path_in(root, "opq-before/new"), "new") &&
+         !exists(path_in(root, "opq-before/.wh..wh..opq")),
+     "%s: opaque marker before the entries: lower children gone, new ones kept", how);
+  ok(!exists(path_in(root, "opq-after/old")) && text_is(path_in(root, "opq-after/new"), "new"),
+     "%s: opaque marker after the entries: lower children gone, new ones kept", how);
+  ok(text_is(path_in(root, "opq-after/keepdir/newchild"), "new") && !exists(path_in(root, "opq-after/keepdir/oldchild")),
+     "%s: opaque: an implicitly created directory keeps this layer's child, loses the lower one", how);
+  ok(text_is(path_in(root, "keep/same"), "upper"), "%s: a whiteout does not remove the same layer's file", how);
+  struct stat a, b;
+  ok(stat(path_in(root, "hardlower"), &a) == 0 && stat(path_in(root, "etc/lower.txt"), &b) == 0 && a.st_ino == b.st_ino,
+     "%s: hardlink to a lower layer's file", how);
+  ok(stat(path_in(root, "abs-hard"), &a) == 0 && stat(path_in(root, "etc/link-src"), &b) == 0 && a.st_ino == b.st_ino,
+     "%s: absolute hardlink target resolves inside the root", how);
+  ok(text_is(path_in(root, "pwned"), "inside") && !exists("/pwned"), "%s: write through an absolute symlink of a lower layer stays in the root", how);
+  ok(text_is(path_in(root, "pwned2"), "inside") && !exists(path_in(scratch, "pwned2")) && !exists("/pwned2"),
+     "%s: write through a ../ symlink of a lower layer stays in the root", how);
+  ok(lstat(path_in(root, "replace-dir"), &a) == 0 && S_ISREG(a.st_mode), "%s: a file replaces a lower directory", how);
+  ok(lstat(path_in(root, "replace-link"), &a) == 0 && S_ISDIR(a.st_mode) && !exists(path_in(root, "etc/inner")),
+     "%s: a directory replaces a lower symlink instead of writing through it", how);
+  ok(text_is(path_in(root, "shared/a"), "two") && text_is(path_in(root, "shared/b"), "one"),
+     "%s: replacing a hardlinked lower file leaves the other link alone", how);
+}
+
+static bool mount_overlay_on(const char *target, const char *options) {
+  mkdir(target, 0755);
+  if (mount("overlay", target, "overlay", 0, options) == 0) return true;
+  fprintf(stderr, "mounting overlay %s on %s: %s\n", options, target, strerror(errno));
+  return false;
+}
+
 static void test_layers(void) {
   const char *root = new_root("stack");
   ok(unpack(root, "base.sha256", "base.tar", COMPRESSION_NONE, 0, 1) == 0, "base layer");
   int rc = unpack(root, "upper.sha256", "upper.tar", COMPRESSION_NONE, 0, 2);
   ok(rc == 0, "upper layer%s%s", rc ? ": " : "", rc ? agent_error : "");
-  ok(!exists(path_in(root, "wh/file")) && !exists(path_in(root, "wh/.wh.file")), ".wh.file removes the file and is not extracted");
-  ok(!exists(path_in(root, "wh/dir")), ".wh.dir removes a directory recursively");
-  ok(text_is(path_in(root, "wh/stays"), "stays"), "a whiteout leaves its siblings");
-  ok(!exists(path_in(root, "opq-before/old")) && text_is(path_in(root, "opq-before/new"), "new") &&
-         !exists(path_in(root, "opq-before/.wh..wh..opq")),
-     "opaque marker before the entries: lower children gone, new ones kept");
-  ok(!exists(path_in(root, "opq-after/old")) && text_is(path_in(root, "opq-after/new"), "new"),
-     "opaque marker after the entries: lower children gone, new ones kept");
-  ok(text_is(path_in(root, "opq-after/keepdir/newchild"), "new") && !exists(path_in(root, "opq-after/keepdir/oldchild")),
-     "opaque: an implicitly created directory keeps this layer's child, loses the lower one");
-  ok(text_is(path_in(root, "keep/same"), "upper"), "a whiteout does not remove the same layer's file");
-  struct stat a, b;
-  ok(stat(path_in(root, "hardlower"), &a) == 0 && stat(path_in(root, "etc/lower.txt"), &b) == 0 && a.st_ino == b.st_ino,
-     "hardlink to a lower layer's file");
-  ok(stat(path_in(root, "abs-hard"), &a) == 0 && stat(path_in(root, "etc/link-src"), &b) == 0 && a.st_ino == b.st_ino,
-     "absolute hardlink target resolves inside the root");
-  ok(text_is(path_in(root, "pwned"), "inside") && !exists("/pwned"), "write through an absolute symlink of a lower layer stays in the root");
-  ok(text_is(path_in(root, "pwned2"), "inside") && !exists(path_in(scratch, "pwned2")) && !exists("/pwned2"),
-     "write through a ../ symlink of a lower layer stays in the root");
-  ok(lstat(path_in(root, "replace-dir"), &a) == 0 && S_ISREG(a.st_mode), "a file replaces a lower directory");
-  ok(lstat(path_in(root, "replace-link"), &a) == 0 && S_ISDIR(a.st_mode) && !exists(path_in(root, "etc/inner")),
-     "a directory replaces a lower symlink instead of writing through it");
-  ok(text_is(path_in(root, "shared/a"), "two") && text_is(path_in(root, "shared/b"), "one"),
-     "replacing a hardlinked lower file leaves the other link alone");
+  check_stack(root, "one root");
+
+  /* As a VM and the container runtime keep them: each layer in a directory of its own, the upper
+   * one unpacked through an overlay of the base, then both stacked by overlayfs. */
+  const char *lower = new_root("lower"), *upper = new_root("upper"), *work = new_root("work");
+  char *merged = strdup(path_in(scratch, "merged")), *view = strdup(path_in(scratch, "view")), options[8192];
+  ok(unpack(lower, "base.sha256", "base.tar", COMPRESSION_NONE, 0, 1) == 0, "layers apart: base layer");
+  snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+  if (mount_overlay_on(merged, options)) {
+    rc = unpack(merged, "upper.sha256", "upper.tar", COMPRESSION_NONE, 0, 2);
+    ok(rc == 0, "layers apart: upper layer through an overlay%s%s", rc ? ": " : "", rc ? agent_error : "");
+    ok(umount(merged) == 0, "unmounted");
+    struct stat st;
+    ok(lstat(path_in(upper, "wh/file"), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0),
+       "layers apart: the upper layer records a whiteout as a 0/0 device");
+    ok(!exists(path_in(upper, "etc/hard")), "layers apart: the upper layer holds only what changed");
+    snprintf(options, sizeof options, "lowerdir=%s:%s", upper, lower);
+    if (mount_overlay_on(view, options)) {
+      check_stack(view, "layers apart");
+      umount(view);
+    } else {
+      ok(false, "stacking the two layers: %s", strerror(errno));
+    }
+  } else {
+    ok(false, "mounting an overlay to unpack through: %s", strerror(errno));
+  }
+  free(merged);
+  free(view);
 }
 
 static void test_breakouts(void) {
@@ -404,36 +444,76 @@ static void test_spec(void) {
   struct layer l;
   const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   char text[256];
-  snprintf(text, sizeof text, "vdb 8192 1234 gzip sha256:%s", hex);
+  snprintf(text, sizeof text, "vdb 8192 1234 gzip sha256:%s 3 vda12", hex);
   ok(parse_layer(text, &l) == 0 && strcmp(l.device, "vdb") == 0 && l.offset == 8192 && l.bytes == 1234 &&
-         l.compression == COMPRESSION_GZIP,
+         l.compression == COMPRESSION_GZIP && l.number == 3 && strcmp(l.target, "vda12") == 0 && !l.unpacked,
      "LAYER parsed");
-  snprintf(text, sizeof text, "vdb 0 1 none sha256:%s", hex);
-  ok(parse_layer(text, &l) == 0 && l.offset == 0 && l.bytes == 1, "LAYER at offset 0");
+  snprintf(text, sizeof text, "vdb 0 1 none sha256:%s 1", hex);
+  ok(parse_layer(text, &l) == 0 && l.offset == 0 && l.bytes == 1 && l.number == 1 && l.target[0] == '\0', "LAYER at offset 0, no target");
 #define HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-  const char *bad[] = {"vdb 0  1234 gzip sha256:" HEX, "vdb 0 1234 gzip sha256:" HEX " ", "sda 0 1234 gzip sha256:" HEX,
-                       "vda1 0 1234 gzip sha256:" HEX, "vd 0 1234 gzip sha256:" HEX, "../vdb 0 1234 gzip sha256:" HEX,
-                       "vdB 0 1234 gzip sha256:" HEX, "vdb 0 01234 gzip sha256:" HEX, "vdb 0 +1234 gzip sha256:" HEX,
-                       "vdb 0 0 gzip sha256:" HEX, "vdb 0 99999999999999999999 gzip sha256:" HEX, "vdb 0 12 bzip2 sha256:" HEX,
-                       "vdb 0 12 gzip sha512:" HEX, "vdb 0 12 gzip sha256:" HEX "0", "vdb 0 12 gzip " HEX,
-                       "vdbcdefgh 0 12 gzip sha256:" HEX, "vdb 0 12 gzip sha256:" HEX "\n",
-                       "vdb 1234 gzip sha256:" HEX, "vdb 00 12 gzip sha256:" HEX, "vdb -1 12 gzip sha256:" HEX,
-                       "vdb 18446744073709551615 1 gzip sha256:" HEX, "vdb 18446744073709551616 1 gzip sha256:" HEX};
+  const char *bad[] = {"vdb 0  1234 gzip sha256:" HEX " 1", "vdb 0 1234 gzip sha256:" HEX " 1 ", "sda 0 1234 gzip sha256:" HEX " 1",
+                       "vda1 0 1234 gzip sha256:" HEX " 1", "vd 0 1234 gzip sha256:" HEX " 1", "../vdb 0 1234 gzip sha256:" HEX " 1",
+                       "vdB 0 1234 gzip sha256:" HEX " 1", "vdb 0 01234 gzip sha256:" HEX " 1", "vdb 0 +1234 gzip sha256:" HEX " 1",
+                       "vdb 0 0 gzip sha256:" HEX " 1", "vdb 0 99999999999999999999 gzip sha256:" HEX " 1", "vdb 0 12 bzip2 sha256:" HEX " 1",
+                       "vdb 0 12 gzip sha512:" HEX " 1", "vdb 0 12 gzip sha256:" HEX "0 1", "vdb 0 12 gzip " HEX " 1",
+                       "vdbcdefgh 0 12 gzip sha256:" HEX " 1", "vdb 0 12 gzip sha256:" HEX " 1\n",
+                       "vdb 1234 gzip sha256:" HEX " 1", "vdb 00 12 gzip sha256:" HEX " 1", "vdb -1 12 gzip sha256:" HEX " 1",
+                       "vdb 18446744073709551615 1 gzip sha256:" HEX " 1", "vdb 18446744073709551616 1 gzip sha256:" HEX " 1",
+                       "vdb 0 12 gzip sha256:" HEX, "vdb 0 12 gzip sha256:" HEX " 0", "vdb 0 12 gzip sha256:" HEX " 01",
+                       "vdb 0 12 gzip sha256:" HEX " 1000", "vdb 0 12 gzip sha256:" HEX " x", "vdb 0 12 gzip sha256:" HEX " 1 vda",
+                       "vdb 0 12 gzip sha256:" HEX " 1 vda0", "vdb 0 12 gzip sha256:" HEX " 1 vda1000", "vdb 0 12 gzip sha256:" HEX " 1 ../vda1",
+                       "vdb 0 12 gzip sha256:" HEX " 1 vda1 vda2", "vdb 0 12 gzip sha256:" HEX " 1 vdabcdef1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) ok(parse_layer(bad[i], &l) != 0, "bad LAYER refused: \"%s\"", bad[i]);
-  snprintf(text, sizeof text, "vdb 0 12 gzip sha256:%.63sA", hex);
+  snprintf(text, sizeof text, "vdb 0 12 gzip sha256:%.63sA 1", hex);
   ok(parse_layer(text, &l) != 0, "uppercase hex refused");
+  ok(valid_partition_name("vda1") && valid_partition_name("vdc127") && !valid_partition_name("vda") &&
+         !valid_partition_name("vda01") && !valid_partition_name("vd1") && !valid_partition_name("vda1a"),
+     "partition names");
 
   struct spec s;
   spec_init(&s);
-  snprintf(text, sizeof text, "vdb 0 12 none sha256:%s", hex);
-  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_ROOTFS, "vda") == 0 && add(&s, FRAME_LAYER, text) == 0 &&
-         add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0 && s.nlayers == 1,
-     "a complete unpack spec");
+  char text2[256];
+  snprintf(text, sizeof text, "vdb 0 12 none sha256:%s 2 vda1", hex);
+  snprintf(text2, sizeof text2, "vdb 4096 12 none sha256:%s 3 vda2", hex);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LOWER, "vdc1") == 0 && add(&s, FRAME_LAYER, text) == 0 &&
+         add(&s, FRAME_LAYER, text2) == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0 && s.nlayers == 3 &&
+         s.layers[0].unpacked && strcmp(s.layers[0].target, "vdc1") == 0 && !s.layers[2].unpacked,
+     "a complete unpack spec: one layer there, two to unpack on top");
   ok(add(&s, FRAME_ARG, "x") != 0, "nothing after END");
   spec_free(&s);
 
   spec_init(&s);
-  ok(add(&s, FRAME_ROOTFS, "vda") != 0, "MODE must come first");
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LAYER, text) == 0 && add(&s, FRAME_LAYER, text) == 0 &&
+         add(&s, FRAME_END, "") == 0 && spec_check(&s) != 0 && strstr(agent_error, "share partition vda1"),
+     "two layers into one partition refused: %s", agent_error);
+  spec_free(&s);
+  spec_init(&s);
+  snprintf(text2, sizeof text2, "vdb 0 12 none sha256:%s 1 vdb1", hex);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LAYER, text2) == 0 && add(&s, FRAME_END, "") == 0 &&
+         spec_check(&s) != 0 && strstr(agent_error, "blob is on the disk"),
+     "a target on the blobs' disk refused: %s", agent_error);
+  spec_free(&s);
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LOWER, "vdc1") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) != 0,
+     "an unpack with nothing to unpack refused");
+  spec_free(&s);
+  spec_init(&s);
+  snprintf(text2, sizeof text2, "vdb 0 12 none sha256:%s 1", hex);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LAYER, text2) != 0, "a LAYER without a target refused in a VM");
+  spec_free(&s);
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0, "run");
+  bool all = true;
+  for (int i = 1; i <= 127; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "vda%d", i);
+    all = all && add(&s, FRAME_LOWER, name) == 0;
+  }
+  ok(all && add(&s, FRAME_LOWER, "vdb1") != 0 && strstr(agent_error, "more than 127"), "127 layers, not 128: %s", agent_error);
+  spec_free(&s);
+
+  spec_init(&s);
+  ok(add(&s, FRAME_LOWER, "vda1") != 0, "MODE must come first");
   spec_free(&s);
   spec_init(&s);
   ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_ARG, "sh") != 0, "ARG refused in an unpack spec");
@@ -442,10 +522,10 @@ static void test_spec(void) {
   ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_LAYER, text) != 0, "LAYER refused in a run spec");
   spec_free(&s);
   spec_init(&s);
-  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ROOTFS, "vda") == 0 && add(&s, FRAME_ROOTFS, "vdb") != 0, "ROOTFS twice refused");
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_LOWER, "vda") != 0 && add(&s, FRAME_LOWER, "vda1/..") != 0, "a LOWER that is not a partition refused");
   spec_free(&s);
   spec_init(&s);
-  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ROOTFS, "vda") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) != 0,
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_LOWER, "vda1") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) != 0,
      "run without ARG refused");
   spec_free(&s);
   spec_init(&s);
@@ -462,15 +542,15 @@ static void test_spec(void) {
   ok(add(&s, 99, "") != 0, "unknown frame type refused");
   spec_free(&s);
 
-  /* Container mode: runc provides the root, host name, read-only-ness, resolv.conf and hosts. */
+  /* Container mode: the host and runc provide the root, host name, read-only-ness, resolv.conf and hosts. */
   spec_init(&s);
   s.container = true;
   ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
-     "container mode: a run spec without ROOTFS");
+     "container mode: a run spec without LOWER");
   spec_free(&s);
-  const char *runc_frames[] = {"ROOTFS", "HOSTNAME", "READONLY", "RESOLV", "HOSTS"};
-  const uint8_t runc_types[] = {FRAME_ROOTFS, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS};
-  const char *payloads[] = {"vda", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n"};
+  const char *runc_frames[] = {"LOWER", "HOSTNAME", "READONLY", "RESOLV", "HOSTS"};
+  const uint8_t runc_types[] = {FRAME_LOWER, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS};
+  const char *payloads[] = {"vda1", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n"};
   for (size_t i = 0; i < 5; i++) {
     spec_init(&s);
     s.container = true;
@@ -479,9 +559,14 @@ static void test_spec(void) {
   }
   spec_init(&s);
   s.container = true;
-  snprintf(text, sizeof text, "vdb 0 12 none sha256:%s", hex);
+  snprintf(text, sizeof text, "vdb 0 12 none sha256:%s 4", hex);
   ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LAYER, text) == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
-     "container mode: an unpack spec without ROOTFS");
+     "container mode: an unpack spec without a target");
+  spec_free(&s);
+  spec_init(&s);
+  s.container = true;
+  snprintf(text, sizeof text, "vdb 0 12 none sha256:%s 4 vda1", hex);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_LAYER, text) != 0, "container mode: a LAYER target refused");
   spec_free(&s);
 }
 

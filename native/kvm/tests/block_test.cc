@@ -203,12 +203,33 @@ TEST(block_composite_disk_of_several_files) {
   CHECK_EQ(a.Read(0, 4), std::string(4, '\0'));
 }
 
+// The disk an unpack writes: each write lands in the part that holds it, at the right place in
+// that file; one spanning two parts is split between them; a write into a gap fails.
+TEST(block_writable_composite_disk) {
+  Disk a(1024), b(1024);
+  Block blk(DiskImage({{a.path, 0}, {b.path, 2048}}, false));
+  Driver d;
+  d.mem.Write(kData, std::string(512, 'y').data(), 512, "data");
+  CHECK_EQ(d.Request(blk, kOut, 5, 512, false), 0);  // sector 5: b's second sector
+  CHECK_EQ(b.Read(512, 4), std::string("yyyy"));
+  CHECK_EQ(b.Read(0, 4), std::string(4, '\0'));
+  CHECK_EQ(d.Request(blk, kOut, 2, 512, false), 1);  // sector 2: the gap between them
+  CHECK_EQ(d.Request(blk, kOut, 1, 512, false), 0);  // a's last sector
+  CHECK_EQ(a.Read(512, 4), std::string("yyyy"));
+  Disk c(1024), e(1024);
+  Block joined(DiskImage({{c.path, 0}, {e.path, 1024}}, false));
+  d.mem.Write(kData, std::string(1024, 'z').data(), 1024, "data");
+  CHECK_EQ(d.Request(joined, kOut, 1, 1024, false), 0);  // c's second sector and e's first
+  CHECK_EQ(c.Read(512, 4), std::string("zzzz"));
+  CHECK_EQ(e.Read(0, 4), std::string("zzzz"));
+  CHECK_EQ(e.Read(512, 4), std::string("sect"));  // untouched
+}
+
 TEST(block_composite_disk_refuses_bad_layouts) {
   Disk a(1000), b(600);
   CHECK_THROWS(DiskImage({{a.path, 0}, {b.path, 512}}, true), VmmError, "overlaps");
   CHECK_THROWS(DiskImage({{a.path, 0}, {b.path, 1100}}, true), VmmError, "not a multiple of 512");
-  CHECK_THROWS(DiskImage({{a.path, 0}, {b.path, 2048}}, false), VmmError, "must be read-only");
-  CHECK_THROWS(DiskImage({{a.path, 512}}, false), VmmError, "must be read-only");
+  CHECK_THROWS(DiskImage({{a.path, 0}, {b.path, 2048}}, false), VmmError, "whole number of 512-byte sectors");
   CHECK_THROWS(DiskImage({}, true), VmmError, "at least one file");
   CHECK_THROWS(DiskImage({{a.path, 0}, {"/nonexistent/layer", 2048}}, true), VmmError, "/nonexistent/layer");
 }
