@@ -12,6 +12,7 @@ packages=(
   pkg-config libarchive-dev libzstd-dev zlib1g-dev nettle-dev libacl1-dev liblz4-dev
   libxml2-dev libbz2-dev liblzma-dev libicu-dev    # the static guest agent (libarchive and what it links)
   e2fsprogs                                        # mkfs.ext4 for image disks
+  libpython3.11-testsuite                          # Python's own tests: the compatibility suite
   umoci skopeo zstd                                # test images (OCI layouts) and their layers
   docker-registry openssl                          # a real registry on loopback for the pull tests
   runc                                             # the container runtime

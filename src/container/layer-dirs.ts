@@ -86,7 +86,7 @@ async function unpackLayer(image: Image, index: number, dir: string, lowers: str
   let overlay: Overlay | undefined;
   try {
     if (lowers.length > 0) {
-      overlay = await mountOverlay(lowers, { upper: diff, work: path.join(dir, 'work'), root: path.join(scratch, 'merged'), links: path.join(scratch, 'l') });
+      overlay = await mountOverlay(lowers, { upper: diff, work: path.join(dir, 'work'), root: path.join(scratch, 'merged') });
     }
     // The container's root: an empty directory, read-only; runc makes the mountpoints in it.
     const root = path.join(scratch, 'root');

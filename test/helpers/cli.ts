@@ -59,3 +59,12 @@ export function leftovers(tmp: string, names: string[] = []): string[] {
   const containers = names.filter((n) => fs.existsSync(path.join('/run/vmrun/runc', n)));
   return [...mounts.map((m) => `mount: ${m}`), ...files.map((f) => `file: ${tmp}/${f}`), ...containers.map((c) => `container: ${c}`)];
 }
+
+/** Resolves once `what()` holds, polling; rejects naming `message` after `ms`. */
+export async function until(what: () => boolean, ms: number, message: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) throw new Error(`timed out: ${message}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

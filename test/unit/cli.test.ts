@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import t, { type Test } from 'tap';
 
-import { leftovers, ociRef, vmrun } from '../helpers/cli';
+import { leftovers, ociRef, until, vmrun } from '../helpers/cli';
 import { layoutOf } from '../helpers/images';
 import { pushLayout, startRegistry } from '../helpers/registry';
 
@@ -141,12 +141,18 @@ t.test('container runtime', { skip: !canContainer && 'needs root and runc' }, as
     const layered = await vmrun(['--runtime', 'container', '--log-level', 'info', `oci:${await layoutOf('layered')}`, 'true'], { env: cacheEnv });
     t.equal(layered.code, 0, layered.stderr);
     t.match(layered.stderr, /"layers":3[,}][^\n]*image unpacked/, 'three layers unpacked, not four');
-    const both = dirs();
-    t.equal(both.length, 4, 'four layer directories for five layers');
+    t.equal(dirs().length, 4, 'four layer directories for five layers');
+    // While a container of layered runs, its layers are its root: prune leaves them.
+    const running = vmrun(['--runtime', 'container', `oci:${await layoutOf('layered')}`, 'sh', '-c', 'echo up; sleep 3'], { env: cacheEnv });
+    await until(() => fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.startsWith('overlay ') && l.includes(tmp)), 60_000, 'the container is up');
+    const busy = await vmrun(['image', 'prune'], { env: cacheEnv });
+    t.equal(busy.code, 0, busy.stderr);
+    t.equal(dirs().length, 4, 'a running container\'s layers are not pruned');
+    t.equal((await running).stdout.toString(), 'up\n');
     const pruned = await vmrun(['image', 'prune'], { env: cacheEnv });
     t.equal(pruned.code, 0, pruned.stderr);
-    t.match(pruned.stdout.toString(), /^Total reclaimed space: [1-9][0-9.]* ?[kMG]?B\n$/);
-    t.equal(dirs().length, 1, 'only the stored image\'s layer is left');
+    t.match(pruned.stdout.toString(), /^Total reclaimed space: [1-9][0-9.]*[kMG]?B\n$/);
+    t.equal(dirs().length, 1, 'then only the stored image\'s layer is left');
     const again = await vmrun(['--runtime', 'container', '--log-level', 'info', 'test/busybox:latest', 'echo', 'again'], { env: cacheEnv });
     t.equal(again.stdout.toString(), 'again\n', again.stderr);
     t.notMatch(again.stderr, /image unpacked/, 'the stored image runs without unpacking');

@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import t from 'tap';
 
-import { CLI, leftovers, ociRef, vmrun } from '../helpers/cli';
+import { CLI, leftovers, ociRef, until, vmrun } from '../helpers/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-resilience-test-'));
 const caches = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-resilience-caches-'));
@@ -24,14 +24,6 @@ const canContainer = process.getuid?.() === 0 && (process.env.PATH ?? '').split(
 
 let runs = 0;
 const name = () => `vmrun-resilience-${process.pid}-${++runs}`;
-
-async function until(what: () => boolean, ms: number, message: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error(`timed out: ${message}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * A preload for vmrun's process (NODE_OPTIONS=--require) that plants a bug. (Under tap, module
