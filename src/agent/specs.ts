@@ -85,10 +85,3 @@ export async function unpackLayers(session: AgentSession, imageName: string, ste
   const { unpacking, unpacked } = session.phases;
   return unpacking !== undefined && unpacked !== undefined ? (unpacked - unpacking) / 1e6 : undefined;
 }
-
-/** Linux's name for the n-th virtio disk (0: vda). */
-export function deviceName(index: number): string {
-  let name = '';
-  for (let n = index + 1; n > 0; n = Math.floor((n - 1) / 26)) name = String.fromCharCode(97 + ((n - 1) % 26)) + name;
-  return `vd${name}`;
-}

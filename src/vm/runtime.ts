@@ -42,6 +42,7 @@ export async function runInVm(
   onStart?: (control: RunControl) => void,
 ): Promise<VmRunResult> {
   const layers = await ensureLayerDisks(image, { kernel: resources.kernel });
+  // The only disk: vda, its partitions vda1, vda2, ... the layers.
   const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
   const options = { drives, memoryMiB: resources.memoryMiB ?? DEFAULT_MEMORY_MIB, vcpus: resources.vcpus ?? 1, kernel: resources.kernel };
   return withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
