@@ -15,6 +15,22 @@ export async function withCacheLock<T>(entry: string, body: () => Promise<T>): P
 }
 
 /**
+ * Makes whichever of `entries` are missing with `make(missing)` (their indexes, in order), under
+ * the lock of the last entry, so that runs needing the same entries make them once; `make`
+ * publishes each with publishCacheEntry. Resolves with what `make` returned, or undefined when
+ * nothing was missing. Runs needing only some of the same entries (two images on one base) may
+ * both make those; the first to publish one wins.
+ */
+export async function ensureCacheEntries<T>(entries: string[], make: (missing: number[]) => Promise<T>): Promise<T | undefined> {
+  const missing = () => entries.flatMap((entry, i) => (fs.existsSync(entry) ? [] : [i]));
+  if (missing().length === 0) return undefined;
+  return withCacheLock(entries.at(-1)!, async () => {
+    const still = missing();  // another run may have made them while we waited
+    return still.length === 0 ? undefined : make(still);
+  });
+}
+
+/**
  * Moves the finished `temp` (a file or a directory beside `entry`) into place, unless another
  * process put an entry there first: one that may be in use is never replaced. Returns whether
  * `temp` was moved; when not, it is the caller's to remove.

@@ -16,7 +16,7 @@ import { digestHex } from '../image/digest';
 import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
-import { publishCacheEntry, withCacheLock } from '../cache-entry';
+import { ensureCacheEntries, publishCacheEntry } from '../cache-entry';
 import { unpackTask, withStatusLine } from '../status-line';
 import { UNPACK_ROOT, unpackLayers } from '../agent/specs';
 import { withAgentContainer } from './agent-container';
@@ -46,15 +46,8 @@ export function layerDirsRoot(): string {
 export async function ensureLayerDirs(image: Image): Promise<LayerDirs> {
   const entries = image.layers.map((_, i) => layerDirPath(image, i));
   const diffs = entries.map((entry) => path.join(entry, 'diff'));
-  if (entries.every((entry) => fs.existsSync(entry))) return { diffs };
-  // Runs of one image unpack it once; images that share a base may both unpack it, and the
-  // first to finish a layer publishes it.
-  const unpack = await withCacheLock(entries.at(-1)!, async () => {
-    const missing = entries.flatMap((entry, i) => (fs.existsSync(entry) ? [] : [i]));
-    if (missing.length === 0) return undefined;
-    const task = unpackTask({ name: image.name, layers: missing.map((i) => image.layers[i]) });
-    return withStatusLine(task, () => unpackMissing(image, entries, missing));
-  });
+  const unpack = await ensureCacheEntries(entries, (missing) =>
+    withStatusLine(unpackTask({ name: image.name, layers: missing.map((i) => image.layers[i]) }), () => unpackMissing(image, entries, missing)));
   if (unpack) log.info({ image: image.name, ...unpack }, 'image unpacked');
   return { diffs, unpack };
 }

@@ -22,7 +22,7 @@ import { digestHex } from '../image/digest';
 import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
-import { publishCacheEntry, withCacheLock } from '../cache-entry';
+import { ensureCacheEntries, publishCacheEntry } from '../cache-entry';
 import { unpackTask, withStatusLine } from '../status-line';
 import { unpackLayers, type UnpackStep } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
@@ -61,15 +61,8 @@ export async function ensureLayerDisks(image: Image, options: { kernel?: string 
     throw new ImageError(`${image.name} has ${image.layers.length} layers; docker and vmrun stack at most ${MAX_LAYERS}`);
   }
   const paths = image.layers.map((_, i) => layerDiskPath(image, i));
-  if (paths.every((p) => fs.existsSync(p))) return { paths };
-  // Runs of one image unpack it once; images that share a base may both unpack it, and the
-  // first to finish a layer publishes it.
-  const unpack = await withCacheLock(paths.at(-1)!, async () => {
-    const missing = paths.flatMap((p, i) => (fs.existsSync(p) ? [] : [i]));
-    if (missing.length === 0) return undefined;
-    const task = unpackTask({ name: image.name, layers: missing.map((i) => image.layers[i]) });
-    return withStatusLine(task, () => unpackMissing(image, paths, missing, options.kernel));
-  });
+  const unpack = await ensureCacheEntries(paths, (missing) =>
+    withStatusLine(unpackTask({ name: image.name, layers: missing.map((i) => image.layers[i]) }), () => unpackMissing(image, paths, missing, options.kernel)));
   if (unpack) log.info({ image: image.name, hostMs: unpack.hostMs, guestMs: unpack.guestMs, layers: unpack.layers }, 'image unpacked');
   return { paths, unpack };
 }
