@@ -72,7 +72,8 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
   }
 
   // new NativeMachine({ vmm, kernel, initrd?, cmdline, memoryMiB, vcpus,
-  //                     drives?: [{ parts: [{ path, offset }], readOnly }], vsock?: { cid, path } },
+  //                     drives?: [{ parts: [{ path, offset }], readOnly }], vsock?: { cid, path },
+  //                     net?: { socket, mac } },
   //                   onExit({kind, detail}))
   explicit NativeMachine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeMachine>(info) {
     Napi::Env env = info.Env();
@@ -103,6 +104,16 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
         }
         config.drives.push_back(std::move(drive));
       }
+    }
+    if (o.Has("net") && !o.Get("net").IsUndefined()) {
+      if (!o.Get("net").IsObject()) throw Napi::TypeError::New(env, "net must be an object");
+      Napi::Object n = o.Get("net").As<Napi::Object>();
+      config.net_socket = StringField(n, "socket", true);
+      if (!n.Get("mac").IsBuffer() || n.Get("mac").As<Napi::Buffer<uint8_t>>().Length() != 6) {
+        throw Napi::TypeError::New(env, "net.mac must be a Buffer of 6 bytes");
+      }
+      Napi::Buffer<uint8_t> mac = n.Get("mac").As<Napi::Buffer<uint8_t>>();
+      config.net_mac.assign(reinterpret_cast<const char*>(mac.Data()), mac.Length());
     }
     if (o.Has("vsock") && !o.Get("vsock").IsUndefined()) {
       if (!o.Get("vsock").IsObject()) throw Napi::TypeError::New(env, "vsock must be an object");

@@ -61,3 +61,6 @@ export class RegistryError extends VmrunError {}
 
 /** A lock between vmrun processes could not be taken, or was lost before the work under it was done. */
 export class LockError extends VmrunError {}
+
+/** A network or a published port could not be set up (a port in use, passt missing, ...). */
+export class NetworkError extends VmrunError {}

@@ -15,3 +15,17 @@ export function cacheDir(): string {
   if (process.env.VMRUN_CACHE_DIR) return process.env.VMRUN_CACHE_DIR;
   return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'vmrun');
 }
+
+/** Where `name` is found on PATH as an executable file, as a shell would find it. */
+export function executableOnPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const file = path.join(dir || '.', name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (fs.statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}

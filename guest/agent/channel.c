@@ -98,6 +98,12 @@ int send_phase(int fd, const char *name, uint64_t ns) {
   return frame_send(fd, FRAME_PHASE, text, (size_t)n);
 }
 
+int send_progress(int fd, int number, uint64_t bytes) {
+  char text[48];
+  int n = snprintf(text, sizeof text, "%d %" PRIu64, number, bytes);
+  return frame_send(fd, FRAME_PROGRESS, text, (size_t)n);
+}
+
 static void put_i32(unsigned char *p, int32_t v) {
   uint32_t u = (uint32_t)v;
   p[0] = u & 0xff, p[1] = (u >> 8) & 0xff, p[2] = (u >> 16) & 0xff, p[3] = u >> 24;

@@ -20,12 +20,14 @@ enum frame_type {
   FRAME_READONLY = 10,
   FRAME_RESOLV = 11,
   FRAME_HOSTS = 12,
+  FRAME_NETWORK = 13,
   FRAME_END = 15,
   FRAME_SIGNAL = 16,
   FRAME_RESIZE = 17,
   FRAME_PHASE = 32,
   FRAME_EXIT = 33,
   FRAME_ERROR = 34,
+  FRAME_PROGRESS = 35,
 };
 
 enum vsock_port {
@@ -74,6 +76,8 @@ int frame_next(struct frame_reader *r);
 /* Sends one frame (blocking). */
 int frame_send(int fd, uint8_t type, const void *payload, size_t len);
 int send_phase(int fd, const char *name, uint64_t ns);
+/* PROGRESS: `bytes` of layer `number`'s blob read so far. */
+int send_progress(int fd, int number, uint64_t bytes);
 int send_exit(int fd, int32_t code);
 int send_error(int fd, int32_t code, const char *message);
 

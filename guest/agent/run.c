@@ -4,15 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "mounts.h"
+#include "network.h"
 #include "process.h"
 #include "unpack.h"
 #include "util.h"
@@ -33,7 +31,7 @@ static void layer_path(char *out, size_t size, size_t i, const char *rel) {
 /* Unpacks layer `i` into its empty partition: straight into its files for the bottom layer, else
  * through an overlay of the layers below, so that overlayfs records what the layer deletes
  * (whiteouts), replaces (opaque directories) and links to below (copies) as overlay2 does. */
-static int unpack_into_partition(const struct layer *l, size_t i) {
+static int unpack_into_partition(const struct layer *l, size_t i, int control) {
   char mnt[64], files[80], work[80], blob[32];
   layer_path(mnt, sizeof mnt, i, "");
   layer_path(files, sizeof files, i, LAYER_FILES);
@@ -41,10 +39,10 @@ static int unpack_into_partition(const struct layer *l, size_t i) {
   snprintf(blob, sizeof blob, "/dev/%s", l->device);
   if (mount_layer(l->target, mnt, false) != 0) return -1;
   if (mkdir(files, 0755) != 0) return fail_errno("creating %s", files);
-  if (i == 0) return unpack_layer(files, blob, l, (int)l->number);
+  if (i == 0) return unpack_layer(files, blob, l, (int)l->number, control);
   if (mkdir(work, 0700) != 0) return fail_errno("creating %s", work);
   if (mount_overlay(i, NULL, files, work, UNPACK_ROOT, false) != 0) return -1;
-  if (unpack_layer(UNPACK_ROOT, blob, l, (int)l->number) != 0) return -1;
+  if (unpack_layer(UNPACK_ROOT, blob, l, (int)l->number, control) != 0) return -1;
   if (unmount(UNPACK_ROOT) != 0) return -1;
   return remove_tree(work);
 }
@@ -56,7 +54,7 @@ int unpack_mode(const struct spec *s, int control) {
     for (size_t i = 0; i < s->nlayers; i++) {
       char blob[32];
       snprintf(blob, sizeof blob, "/dev/%s", s->layers[i].device);
-      if (unpack_layer(UNPACK_ROOT, blob, &s->layers[i], (int)s->layers[i].number) != 0) return -1;
+      if (unpack_layer(UNPACK_ROOT, blob, &s->layers[i], (int)s->layers[i].number, control) != 0) return -1;
     }
     return send_phase(control, "unpacked", boottime_ns());
   }
@@ -64,7 +62,7 @@ int unpack_mode(const struct spec *s, int control) {
     const struct layer *l = &s->layers[i];
     char mnt[64];
     layer_path(mnt, sizeof mnt, i, "");
-    if (l->unpacked ? mount_layer(l->target, mnt, true) : unpack_into_partition(l, i)) return -1;
+    if (l->unpacked ? mount_layer(l->target, mnt, true) : unpack_into_partition(l, i, control)) return -1;
   }
   /* Every new layer flushed before the host keeps it. */
   for (size_t i = s->nlayers; i-- > 0;) {
@@ -112,22 +110,6 @@ static int prepare_upper(const struct spec *s, const char *hostname) {
   return 0;
 }
 
-/* Brings up lo: the kernel gives it 127.0.0.1/8, which /etc/hosts promises. */
-static int loopback_up(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail_errno("creating a socket to configure lo");
-  struct ifreq ifr = {0};
-  strcpy(ifr.ifr_name, "lo");
-  int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-  if (rc == 0) {
-    ifr.ifr_flags |= IFF_UP;
-    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-  }
-  if (rc != 0) fail_errno("bringing up lo");
-  close(fd);
-  return rc;
-}
-
 int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
   const char *hostname = s->hostname ? s->hostname : DEFAULT_HOSTNAME;
   for (size_t i = 0; i < s->nlayers; i++) {
@@ -143,7 +125,7 @@ int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code)
     fail_errno("sethostname %s", hostname);
     return 125;
   }
-  if (loopback_up() != 0) return 125;
+  if (network_up(s) != 0) return 125;
 
   static const unsigned ports[3] = {PORT_STDIN, PORT_STDOUT, PORT_STDERR};
   int socks[3] = {-1, -1, -1};

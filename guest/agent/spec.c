@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "spec.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,9 +161,26 @@ static int set_once(char **field, const char *what, const unsigned char *payload
   return *field ? 0 : -1;
 }
 
+/* NETWORK: `<a.b.c.d>/<prefix> <a.b.c.d>`, eth0's address and its default gateway. */
+static int parse_network(struct spec *s, const unsigned char *payload, size_t len) {
+  char text[64], addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+  unsigned prefix;
+  int end = 0;
+  if (len >= sizeof text) return fail("bad NETWORK: %zu bytes", len);
+  memcpy(text, payload, len);
+  text[len] = '\0';
+  if (sscanf(text, "%15[0-9.]/%2u %15[0-9.]%n", addr, &prefix, gw, &end) != 3 || (size_t)end != len || prefix < 1 ||
+      prefix > 30 || inet_pton(AF_INET, addr, &s->net_address) != 1 || inet_pton(AF_INET, gw, &s->net_gateway) != 1)
+    return fail("bad NETWORK \"%s\": expected ADDRESS/PREFIX GATEWAY (IPv4, prefix 1 to 30)", text);
+  s->net_prefix = prefix;
+  s->network = true;
+  return 0;
+}
+
 static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
   char *str;
-  if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV || type == FRAME_HOSTS))
+  if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV || type == FRAME_HOSTS ||
+                       type == FRAME_NETWORK))
     return fail("bad spec: frame type %u in container mode: runc sets that up", type);
   switch (type) {
   case FRAME_ARG:
@@ -204,6 +223,9 @@ static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payl
     return set_once(&s->resolv, "RESOLV", payload, len);
   case FRAME_HOSTS:
     return set_once(&s->hosts, "HOSTS", payload, len);
+  case FRAME_NETWORK:
+    if (s->network) return fail("bad spec: NETWORK sent twice");
+    return parse_network(s, payload, len);
   }
   return fail("bad spec: frame type %u is not part of a run spec", type);
 }

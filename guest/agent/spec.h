@@ -36,8 +36,13 @@ struct spec {
   char *workdir, *user, *hostname, *resolv, *hosts; /* NULL when not sent */
   bool tty, readonly;
   uint16_t rows, cols;
+  /* NETWORK: eth0's IPv4 address, prefix length and default gateway (network order). */
+  bool network;
+  uint32_t net_address, net_gateway;
+  unsigned net_prefix;
   /* Set before the first frame when the agent runs under runc (`init container`): there are no
-   * block devices and no VM, so LOWER, a LAYER's target, HOSTNAME, READONLY and RESOLV are
+   * block devices and no VM, so LOWER, a LAYER's target, HOSTNAME, READONLY, RESOLV, HOSTS and
+   * NETWORK are
    * refused (the host and runc set those up) and the root is whatever runc made it. */
   bool container;
   bool ended; /* END arrived */

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "stream.h"
 #include "util.h"
 #include "whiteout.h"
@@ -22,6 +23,9 @@
  * setuid, mtimes (directories fixed up at close, after their contents), xattrs and ACLs. File
  * flags are left out, as docker does: an immutable flag would break the next layer. Nothing is
  * ever written through an existing file: clear_the_way() removes it first. */
+/* How often the host hears of an unpack's progress: every 4 MiB of the compressed blob. */
+#define PROGRESS_STEP (4u << 20)
+
 #define EXTRACT_FLAGS \
   (ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL)
 
@@ -50,9 +54,24 @@ int clean_path(const char *name, char *out, size_t size) {
   return 0;
 }
 
+/* What the tar reader reads from, and where the host hears how far it has got. */
+struct reader {
+  struct layer_stream *stream;
+  int progress_fd; /* -1: nobody asked */
+  int number;
+  uint64_t next_report; /* compressed bytes read when the next PROGRESS is due */
+};
+
 static la_ssize_t read_callback(struct archive *a, void *data, const void **buf) {
-  ssize_t n = stream_read(data, buf);
+  struct reader *r = data;
+  ssize_t n = stream_read(r->stream, buf);
   if (n < 0) archive_set_error(a, EIO, "%s", agent_error);
+  uint64_t read = r->stream->bytes - r->stream->remaining;
+  if (r->progress_fd >= 0 && read >= r->next_report) {
+    /* A host that stopped listening is found out by the frames that matter; not here. */
+    (void)send_progress(r->progress_fd, r->number, read);
+    r->next_report = read + PROGRESS_STEP;
+  }
   return n;
 }
 
@@ -117,10 +136,11 @@ static int extract_entry(struct archive *in, struct archive *out, struct archive
 }
 
 /* Runs in the chrooted child: the whole stream, entry by entry, then the digest. */
-static int extract(int fd, const struct layer *layer) {
+static int extract(int fd, const struct layer *layer, int number, int progress_fd) {
   struct layer_stream *stream = malloc(sizeof *stream);
   if (!stream) return fail("out of memory");
   if (stream_open(stream, fd, layer->bytes, layer->compression) != 0) return -1;
+  struct reader reader = {stream, progress_fd, number, 0}; /* the first read says the layer began */
   struct archive *in = archive_read_new(), *out = archive_write_disk_new();
   if (!in || !out) return fail("out of memory");
   archive_read_support_format_tar(in); /* ustar, pax and GNU tar */
@@ -129,7 +149,7 @@ static int extract(int fd, const struct layer *layer) {
   pathset_init(&current);
 
   int rc = 0;
-  if (archive_read_open(in, stream, NULL, read_callback, NULL) != ARCHIVE_OK)
+  if (archive_read_open(in, &reader, NULL, read_callback, NULL) != ARCHIVE_OK)
     rc = fail("reading the tar stream: %s", archive_error_string(in));
   while (rc == 0) {
     struct archive_entry *e;
@@ -156,7 +176,7 @@ static int extract(int fd, const struct layer *layer) {
   return rc;
 }
 
-int unpack_layer(const char *root, const char *device_path, const struct layer *layer, int number) {
+int unpack_layer(const char *root, const char *device_path, const struct layer *layer, int number, int progress_fd) {
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) return fail_errno("layer %d (%s): creating a pipe", number, layer->diff_id);
   pid_t pid = fork();
@@ -175,7 +195,7 @@ int unpack_layer(const char *root, const char *device_path, const struct layer *
     else if (chdir("/") != 0) rc = fail_errno("chdir into the new root");
     else {
       umask(0); /* modes come from the tar, exactly */
-      rc = extract(fd, layer);
+      rc = extract(fd, layer, number, progress_fd);
     }
     if (rc != 0) (void)write_all(report[1], agent_error, strlen(agent_error));
     _exit(rc == 0 ? 0 : 1);

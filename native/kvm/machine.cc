@@ -14,6 +14,7 @@
 #include "devices/legacy/i8042.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/mmio.h"
+#include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
 #include "devices/virtio/vsock/vsock.h"
 #include "error.h"
@@ -45,6 +46,9 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::mov
   std::string cmdline = config.cmdline;
   for (const DriveConfig& drive : config.drives) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::Block>(devices::virtio::DiskImage(drive.parts, drive.read_only)));
+  }
+  if (config.net) {
+    cmdline += AttachVirtio(std::make_unique<devices::virtio::Net>(std::move(config.net->socket), config.net->mac));
   }
   if (const auto& vsock = config.vsock) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::vsock::Vsock>(vsock->guest_cid, vsock->uds_path));

@@ -3,6 +3,7 @@
 // file as a descriptor; the addon (native/addon.cc) starts and speaks to that process.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,12 @@ struct VsockConfig {
   std::string uds_path;
 };
 
+// A virtio-net device whose other end is passt, on a connected stream socket (QEMU's framing).
+struct NetConfig {
+  Fd socket;
+  std::array<uint8_t, 6> mac{};
+};
+
 // Files are named (for errors) and given open: `*_fd` and each DiskPart's fd are borrowed and
 // duplicated; the Fds are the machine's from then on.
 struct MachineConfig {
@@ -55,6 +62,7 @@ struct MachineConfig {
   uint32_t vcpus = 1;
   std::vector<DriveConfig> drives;
   std::optional<VsockConfig> vsock;
+  std::optional<NetConfig> net;
   Fd console_output;  // the serial port's output is written here
   Fd console_input;   // and its input read from here
 };

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -82,6 +83,10 @@ MachineConfig BuildMachineConfig(const control::Config& c, ConfigFds& fds) {
     DriveConfig drive{{}, d.read_only};
     for (const control::Config::Part& p : d.parts) drive.parts.push_back({p.name, p.offset, fds.Peek(fds.next++)});
     m.drives.push_back(std::move(drive));
+  }
+  if (c.has_net) {
+    m.net = NetConfig{fds.Take(), {}};
+    std::memcpy(m.net->mac.data(), c.net_mac.data(), m.net->mac.size());
   }
   if (c.has_vsock) m.vsock = VsockConfig{c.vsock_cid, std::string(jail::kVsockDir) + "/" + c.vsock_socket};
   return m;

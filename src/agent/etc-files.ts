@@ -9,7 +9,10 @@ import type { RunSpec } from './specs';
 export function etcFiles(spec: RunSpec): { hostname: string; hosts: string; 'resolv.conf': string } {
   return {
     hostname: `${spec.hostname}\n`,
-    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${spec.hostname}\n`,
+    hosts:
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n` +
+      spec.hosts.map((h) => `${h.address}\t${h.name}\n`).join('') +
+      `127.0.1.1\t${spec.hostname}\n`,
     'resolv.conf': spec.resolvConf,
   };
 }

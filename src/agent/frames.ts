@@ -20,12 +20,14 @@ export enum FrameType {
   ReadOnly = 10,
   Resolv = 11,
   Hosts = 12,
+  Network = 13,
   End = 15,
   Signal = 16,
   Resize = 17,
   Phase = 32,
   Exit = 33,
   Error = 34,
+  Progress = 35,
 }
 
 export interface Frame {

@@ -14,6 +14,8 @@ const MAX_MESSAGE_CHARS = 2000;
 export class AgentSession {
   /** Guest milestones (`agent`, `unpacked`, `exec`, ...), in nanoseconds of guest CLOCK_BOOTTIME. */
   readonly phases: Record<string, number> = {};
+  /** Called with each PROGRESS report of an unpack: layer `number` has `bytes` of its blob read. */
+  onProgress?: (number: number, bytes: number) => void;
   /** The exit code the agent reported; rejects with AgentError when the run could not happen. */
   readonly outcome: Promise<number>;
 
@@ -30,6 +32,9 @@ export class AgentSession {
     explainLoss?: (lost: AgentError) => Promise<Error>,
   ) {
     this.outcome = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    // A run that failed before it waited for the outcome (its network, say) closes the session,
+    // which then fails too: that is no news to anybody.
+    this.outcome.catch(() => {});
     socket.on('data', (chunk: Buffer) => {
       try {
         for (const frame of this.reader.push(chunk)) this.onFrame(frame);
@@ -77,6 +82,12 @@ export class AgentSession {
         const match = /^([a-z][a-z0-9_-]{0,31}) ([0-9]{1,20})$/.exec(payload.toString('latin1'));
         if (!match) throw new AgentError('the guest agent sent a malformed PHASE frame');
         if (Object.keys(this.phases).length < MAX_PHASES) this.phases[match[1]] = Number(match[2]);
+        return;
+      }
+      case FrameType.Progress: {
+        const match = /^([0-9]{1,3}) ([0-9]{1,16})$/.exec(payload.toString('latin1'));
+        if (!match) throw new AgentError('the guest agent sent a malformed PROGRESS frame');
+        this.onProgress?.(Number(match[1]), Number(match[2]));
         return;
       }
       case FrameType.Exit:

@@ -5,6 +5,7 @@
  */
 import { AgentError } from '../errors';
 import type { Layer } from '../image/layout';
+import { GUEST_NETWORK, type HostEntry, type NetworkSpec } from '../network/options';
 import { etcFiles } from './etc-files';
 import { FrameType, terminalSize } from './frames';
 import type { AgentSession } from './session';
@@ -22,6 +23,9 @@ export interface RunSpec {
   tty?: { rows: number; cols: number };
   readOnly: boolean;
   resolvConf: string;
+  /** /etc/hosts entries beyond docker's own (`--add-host`). */
+  hosts: HostEntry[];
+  network: NetworkSpec;
 }
 
 /** Where the agent runs: PID 1 of a VM, or the first process of a runc container. */
@@ -48,6 +52,8 @@ export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHom
     if (spec.readOnly) session.send(FrameType.ReadOnly);
     session.send(FrameType.Resolv, etc['resolv.conf']);
     session.send(FrameType.Hosts, etc.hosts);
+    // In a container, pasta configures eth0 from outside.
+    if (spec.network.mode === 'bridge') session.send(FrameType.Network, `${GUEST_NETWORK.address}/${GUEST_NETWORK.prefix} ${GUEST_NETWORK.gateway}`);
   }
   session.send(FrameType.End);
 }
@@ -66,10 +72,17 @@ export interface LayerPlace {
 export type UnpackStep = { lower: string } | { layer: Layer; blob: LayerPlace; target?: string; number: number };
 
 /**
- * Asks for the layers in `steps` to be unpacked, each on top of those before it; resolves with
- * the guest's unpacking time in ms, when it said.
+ * Asks for the layers in `steps` to be unpacked, each on top of those before it, passing the
+ * agent's PROGRESS reports to `progress`; resolves with the guest's unpacking time in ms, when
+ * it said.
  */
-export async function unpackLayers(session: AgentSession, imageName: string, steps: UnpackStep[]): Promise<number | undefined> {
+export async function unpackLayers(
+  session: AgentSession,
+  imageName: string,
+  steps: UnpackStep[],
+  progress?: (number: number, bytes: number) => void,
+): Promise<number | undefined> {
+  session.onProgress = progress;
   session.send(FrameType.Mode, 'unpack');
   for (const step of steps) {
     if ('lower' in step) {

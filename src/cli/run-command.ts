@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 
 import { UsageError } from '../errors';
 import { configureLog, type LogFormat } from '../log';
+import { parseNetworkFlags, type PortMapping } from '../network/options';
 import { environment } from '../run/env-file';
 import { openImage, type PullPolicy } from '../run/resolve-image';
 import { parseCpus, parseMemory } from '../run/resources';
@@ -31,6 +32,10 @@ interface RunFlags {
   rm?: boolean;
   readOnly?: boolean;
   runtime: RuntimeName;
+  network?: string;
+  publish: string[];
+  dns: string[];
+  addHost: string[];
   kernel?: string;
   timeout?: string;
   logLevel?: string;
@@ -56,6 +61,10 @@ export function registerRunCommand(program: Command): void {
     .option('-m, --memory <bytes>', 'memory limit, e.g. 512m (VM: its RAM; container: its cgroup limit)')
     .option('--cpus <number>', 'CPU limit (VM: vCPUs, rounded up; container: CPU quota)')
     .option('--hostname <name>', 'host name inside')
+    .option('--network <mode>', 'bridge (the default: outbound access, published ports) or none (only lo)')
+    .option('-p, --publish <[ip:]hostPort:containerPort[/proto]>', 'publish a port on the host (containerPort alone: a free host port, printed); repeatable', collect, [])
+    .option('--dns <ip>', 'a nameserver for /etc/resolv.conf; repeatable', collect, [])
+    .option('--add-host <name:ip>', 'an /etc/hosts entry (ip host-gateway: the host\'s loopback); repeatable', collect, [])
     .option('--platform <os/arch>', 'the image platform (this host\'s only)')
     .addOption(new Option('--pull <policy>', 'pull registry images').choices(['always', 'missing', 'never']).default('missing'))
     .option('--name <name>', 'a name for the run (the container\'s name under runc)')
@@ -81,6 +90,7 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
   if (flags.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.name)) {
     throw new UsageError(`invalid name ${JSON.stringify(flags.name)}: use letters, digits, _ . and -, starting with a letter or digit`);
   }
+  const { network, hosts, dns } = parseNetworkFlags({ network: flags.network, publish: flags.publish, dns: flags.dns, addHost: flags.addHost });
   const image = await openImage(imageRef, { pull: flags.pull, platform: flags.platform });
   const spec = makeRunSpec(image.config, {
     command,
@@ -91,12 +101,15 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
     hostname: flags.hostname,
     tty: flags.tty ? terminalSize() : undefined,
     readOnly: flags.readOnly,
+    network,
+    hosts,
+    dns,
   });
   const stdio = { stdin: flags.interactive ? process.stdin : null, stdout: process.stdout, stderr: process.stderr };
   let stopResizes: (() => void) | undefined;
   try {
     return await withRawTerminal(!!(flags.tty && flags.interactive), () =>
-      supervise((onStart) => runOn(flags.runtime, image, spec, stdio, { ...resources, kernel: flags.kernel, name: flags.name }, onStart), {
+      supervise((onStart) => runOn(flags.runtime, image, spec, stdio, { ...resources, kernel: flags.kernel, name: flags.name, onPublished: printPicked }, onStart), {
         timeoutMs,
         onSignal: onUserSignal,
         onStart: (control) => {
@@ -115,4 +128,12 @@ function seconds(text: string): number {
   const value = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0)) throw new UsageError(`invalid --timeout ${JSON.stringify(text)}: expected a number of seconds above 0`);
   return value;
+}
+
+/** docker prints nothing, but `docker port` tells; here the host ports picked for `-p PORT` go to stderr. */
+function printPicked(ports: PortMapping[]): void {
+  for (const p of ports) {
+    if (!p.picked) continue;
+    process.stderr.write(`vmrun: ${p.containerPort}/${p.protocol} published on ${p.hostIp}:${p.hostPort}\n`);
+  }
 }

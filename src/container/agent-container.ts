@@ -45,6 +45,8 @@ export interface AgentContainer {
   sockets?: ProcessSockets;
   /** Kills the container at once. */
   stop(): void;
+  /** The container's first process (the agent), as the host sees it, once runc has made it. */
+  pid(): Promise<number>;
 }
 
 export async function withAgentContainer<T>(options: AgentContainerOptions, body: (container: AgentContainer) => Promise<T>): Promise<T> {
@@ -113,13 +115,22 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     const sockets = options.stdio ? { stdin: socket(AgentFd.Stdin), stdout: socket(AgentFd.Stdout), stderr: socket(AgentFd.Stderr) } : undefined;
     const stop = () => void runc(['kill', id, 'KILL']).catch(() => runcProcess.kill('SIGKILL'));
     unregister = onTeardown(stop);
-    return await body({ session: s, sockets, stop });
+    return await body({ session: s, sockets, stop, pid: () => Promise.race([containerPid(id), ended]) });
   } finally {
     unregister?.();
     session?.close();
     if (child && exited) await reap(child, exited, id);
     for (const stream of child?.stdio ?? []) stream?.destroy();
     fs.rmSync(bundle, { recursive: true, force: true });
+  }
+}
+
+/** Polls runc until the container exists and has a process. */
+async function containerPid(id: string): Promise<number> {
+  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+    const state = await runc(['state', id]).then((text) => JSON.parse(text) as { pid?: number }, () => undefined);
+    if (state?.pid && state.pid > 0) return state.pid;
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 

@@ -17,7 +17,7 @@ import { verifyLayers, type Image } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
 import { ensureCacheEntries, publishCacheEntry } from '../cache-entry';
-import { unpackTask, withStatusLine } from '../status-line';
+import { withUnpackStatus } from '../status-line';
 import { UNPACK_ROOT, unpackLayers } from '../agent/specs';
 import { withAgentContainer } from './agent-container';
 import { mountOverlay, type Overlay } from './overlay';
@@ -47,12 +47,17 @@ export async function ensureLayerDirs(image: Image): Promise<LayerDirs> {
   const entries = image.layers.map((_, i) => layerDirPath(image, i));
   const diffs = entries.map((entry) => path.join(entry, 'diff'));
   const unpack = await ensureCacheEntries(entries, (missing) =>
-    withStatusLine(unpackTask({ name: image.name, layers: missing.map((i) => image.layers[i]) }), () => unpackMissing(image, entries, missing)));
+    withUnpackStatus(image, missing, (progress) => unpackMissing(image, entries, missing, progress)));
   if (unpack) log.info({ image: image.name, ...unpack }, 'image unpacked');
   return { diffs, unpack };
 }
 
-async function unpackMissing(image: Image, entries: string[], missing: number[]): Promise<NonNullable<LayerDirs['unpack']>> {
+async function unpackMissing(
+  image: Image,
+  entries: string[],
+  missing: number[],
+  progress: (number: number, bytes: number) => void,
+): Promise<NonNullable<LayerDirs['unpack']>> {
   const start = performance.now();
   await verifyLayers(image);
   let agentMs = 0;
@@ -60,7 +65,7 @@ async function unpackMissing(image: Image, entries: string[], missing: number[])
     const temp = `${entries[i]}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     fs.mkdirSync(temp, { mode: 0o755 });
     try {
-      agentMs += (await unpackLayer(image, i, temp, entries.slice(0, i).map((entry) => path.join(entry, 'diff')))) ?? 0;
+      agentMs += (await unpackLayer(image, i, temp, entries.slice(0, i).map((entry) => path.join(entry, 'diff')), progress)) ?? 0;
       publishCacheEntry(temp, entries[i]);
     } finally {
       fs.rmSync(temp, { recursive: true, force: true });
@@ -70,7 +75,13 @@ async function unpackMissing(image: Image, entries: string[], missing: number[])
 }
 
 /** Unpacks layer `index` into `dir`/diff, through an overlay of `lowers` when it has any. */
-async function unpackLayer(image: Image, index: number, dir: string, lowers: string[]): Promise<number | undefined> {
+async function unpackLayer(
+  image: Image,
+  index: number,
+  dir: string,
+  lowers: string[],
+  progress: (number: number, bytes: number) => void,
+): Promise<number | undefined> {
   const layer = image.layers[index];
   const diff = path.join(dir, 'diff');
   fs.mkdirSync(diff, { mode: 0o755 });
@@ -89,7 +100,7 @@ async function unpackLayer(image: Image, index: number, dir: string, lowers: str
       { source: layer.path, destination: `/dev/${BLOB_DEVICE}`, readOnly: true },
     ];
     const steps = [{ layer, blob: { device: BLOB_DEVICE, offset: 0 }, number: index + 1 }];
-    return await withAgentContainer({ root, readOnlyRoot: true, binds, stdio: false }, ({ session }) => unpackLayers(session, image.name, steps));
+    return await withAgentContainer({ root, readOnlyRoot: true, binds, stdio: false }, ({ session }) => unpackLayers(session, image.name, steps, progress));
   } finally {
     await overlay?.unmount();  // when this throws, the mount and its directory stay
     fs.rmSync(scratch, { recursive: true, force: true });

@@ -8,20 +8,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { ContainerError } from '../errors';
+import { executableOnPath } from '../paths';
 
 export const RUNC_ROOT = '/run/vmrun/runc';
 
 /** runc on PATH; ContainerError with the fix when there is none. */
 export function runcPath(): string {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    const file = path.join(dir || '.', 'runc');
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      if (fs.statSync(file).isFile()) return file;
-    } catch {
-      // not here
-    }
-  }
+  const found = executableOnPath('runc');
+  if (found) return found;
   throw new ContainerError('runc is not installed or not on PATH: apt-get install runc (or use --runtime vm)');
 }
 

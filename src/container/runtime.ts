@@ -19,10 +19,14 @@ import type { ContainerLimits } from './bundle';
 import { ensureLayerDirs, type LayerDirs } from './layer-dirs';
 import { mountRunOverlay } from './overlay';
 import { runcPath } from './runc';
+import type { PortMapping } from '../network/options';
+import { loopbackOnly, startPasta, type UserNetwork } from '../network/user-net';
 
 export interface ContainerResources extends ContainerLimits {
   /** runc's name for the container. */
   name?: string;
+  /** Told the published ports once they listen, with the host ports picked for `-p CONTAINERPORT`. */
+  onPublished?: (ports: PortMapping[]) => void;
 }
 
 export interface ContainerRunResult {
@@ -50,11 +54,18 @@ export async function runInContainer(
     try {
       const binds = etcBinds(spec, path.join(dir, 'etc'));
       const options = { root: overlay.root, readOnlyRoot: spec.readOnly, hostname: spec.hostname, binds, limits: resources, stdio: true, name: resources.name };
-      return await withAgentContainer(options, async ({ session, sockets, stop }) => {
-        sendRunSpec(session, spec, 'container');
-        onStart?.(processControl(session, stop));
-        // Once the container is gone, nobody holds the other ends of the output streams: they end.
-        return { exitCode: await relayProcess(session, sockets!, stdio), layers, guest: session.phasesMs() };
+      return await withAgentContainer(options, async ({ session, sockets, stop, pid }) => {
+        const bridge = spec.network.mode === 'bridge' ? spec.network : undefined;
+        const network = await withNetns(await pid(), async (fd): Promise<UserNetwork | undefined> => (bridge ? startPasta(bridge, fd) : loopbackOnly(fd)));
+        try {
+          if (network) resources.onPublished?.(network.published);
+          sendRunSpec(session, spec, 'container');
+          onStart?.(processControl(session, stop));
+          // Once the container is gone, nobody holds the other ends of the output streams: they end.
+          return { exitCode: await relayProcess(session, sockets!, stdio), layers, guest: session.phasesMs() };
+        } finally {
+          await network?.stop();
+        }
       });
     } finally {
       await overlay.unmount();
@@ -74,4 +85,17 @@ function etcBinds(spec: RunSpec, dir: string): { source: string; destination: st
     fs.writeFileSync(source, text, { mode: 0o644 });
     return { source, destination: `/etc/${name}`, readOnly: spec.readOnly };
   });
+}
+
+/**
+ * Runs `use` with the network namespace of process `pid` open: a descriptor holds the very
+ * namespace, where a path would name whatever has that pid by then.
+ */
+async function withNetns<T>(pid: number, use: (fd: number) => Promise<T>): Promise<T> {
+  const fd = fs.openSync(`/proc/${pid}/ns/net`, 'r');
+  try {
+    return await use(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -3,6 +3,7 @@ import type { Image } from '../image/layout';
 import type { RunControl, Stdio } from '../agent/process-io';
 import { vmResources, type Resources } from './resources';
 import type { RunSpec } from './spec';
+import type { PortMapping } from '../network/options';
 
 export const RUNTIMES = ['vm', 'container'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
@@ -12,6 +13,8 @@ export interface RuntimeOptions extends Resources {
   kernel?: string;
   /** Container only: runc's name for it. */
   name?: string;
+  /** Told the published ports once they listen, with the host ports picked for `-p CONTAINERPORT`. */
+  onPublished?: (ports: PortMapping[]) => void;
 }
 
 export async function runOn(
@@ -24,8 +27,8 @@ export async function runOn(
 ): Promise<{ exitCode: number }> {
   if (runtime === 'vm') {
     const { runInVm } = await import('../vm/runtime');
-    return runInVm(image, spec, stdio, { ...vmResources(options), kernel: options.kernel }, onStart);
+    return runInVm(image, spec, stdio, { ...vmResources(options), kernel: options.kernel, onPublished: options.onPublished }, onStart);
   }
   const { runInContainer } = await import('../container/runtime');
-  return runInContainer(image, spec, stdio, { memoryBytes: options.memoryBytes, cpus: options.cpus, name: options.name }, onStart);
+  return runInContainer(image, spec, stdio, { memoryBytes: options.memoryBytes, cpus: options.cpus, name: options.name, onPublished: options.onPublished }, onStart);
 }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import type { RunSpec } from '../agent/specs';
 import { RunSpecError } from '../errors';
 import type { ImageConfig } from '../image/config';
+import { GUEST_NETWORK, type HostEntry, type NetworkSpec } from '../network/options';
 
 export type { RunSpec };
 
@@ -30,6 +31,12 @@ export interface RunOptions {
   tty?: { rows: number; cols: number };
   /** No writable layer over the image. */
   readOnly?: boolean;
+  /** Default: docker's bridge, outbound access and no published ports. */
+  network?: NetworkSpec;
+  /** `--add-host` entries for /etc/hosts. */
+  hosts?: HostEntry[];
+  /** Nameservers for /etc/resolv.conf (`--dns`). */
+  dns?: string[];
 }
 
 
@@ -46,6 +53,7 @@ export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunS
   const hostname = options.hostname ?? randomBytes(6).toString('hex');
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(hostname)) throw new RunSpecError(`invalid hostname ${JSON.stringify(hostname)}: use letters, digits, dots and dashes, at most 63`);
 
+  const network = options.network ?? { mode: 'bridge', publish: [], hostLoopback: false };
   for (const entry of options.env ?? []) checkEnvEntry(entry);
   // moby's order: its defaults first, then the image's Env with the user's entries replacing or
   // appending (the user wins), each later value replacing an earlier one of the same name.
@@ -60,7 +68,9 @@ export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunS
     hostname,
     tty: options.tty,
     readOnly: options.readOnly ?? false,
-    resolvConf: hostResolvConf(),
+    resolvConf: resolvConf(network, options.dns ?? []),
+    hosts: options.hosts ?? [],
+    network,
   };
 }
 
@@ -86,17 +96,26 @@ function mergeEnv(base: string[], overrides: string[]): string[] {
 }
 
 /**
- * The host's resolv.conf without loopback nameservers (they mean nothing inside the guest), with
- * Google's public servers when none remain, as docker does.
+ * /etc/resolv.conf as docker writes it: the host's search and options lines, with the nameservers
+ * given by --dns, else the run's DNS forwarder (which asks the host's own nameserver, even one on
+ * its loopback), else (no network) the host's nameservers less loopback ones, Google's when none
+ * remain.
  */
-function hostResolvConf(): string {
+function resolvConf(network: NetworkSpec, dns: string[]): string {
   let text = '';
   try {
     text = fs.readFileSync('/etc/resolv.conf', 'utf8');
   } catch {
     // none: the defaults below
   }
-  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
-  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
-  return lines.filter((l, i) => l !== '' || i < lines.length - 1).join('\n') + '\n';
+  const isServer = (l: string) => /^\s*nameserver\s/.test(l);
+  let lines = text.split('\n');
+  if (dns.length > 0 || network.mode === 'bridge') {
+    const servers = dns.length > 0 ? dns : [GUEST_NETWORK.dns];
+    lines = [...lines.filter((l) => !isServer(l)), ...servers.map((s) => `nameserver ${s}`)];
+  } else {
+    lines = lines.filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
+    if (!lines.some(isServer)) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
+  }
+  return lines.filter((l) => l.trim() !== '').join('\n') + '\n';
 }

@@ -28,6 +28,8 @@ export interface AgentVmOptions {
   vcpus: number;
   /** A kernel other than the cached guest kernel (a bzImage or a PVH vmlinux). */
   kernel?: string;
+  /** A virtio-net device, passt's socket at the other end. */
+  net?: { socketPath: string };
 }
 
 /** Host-side milestones of one VM, in milliseconds from the moment it was asked for. */
@@ -72,6 +74,7 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
       vcpus: options.vcpus,
       drives: options.drives,
       vsock: { cid: GUEST_CID, socketPath: listener.socketPath },
+      net: options.net,
     });
     const booted = vm;
     unregister = onTeardown(() => booted.kill());

@@ -19,11 +19,11 @@ import { promisify } from 'node:util';
 
 import { ImageError } from '../errors';
 import { digestHex } from '../image/digest';
-import { verifyLayers, type Image } from '../image/layout';
+import { verifyLayers, type Image, type Layer } from '../image/layout';
 import { log } from '../log';
 import { cacheDir } from '../paths';
 import { ensureCacheEntries, publishCacheEntry } from '../cache-entry';
-import { unpackTask, withStatusLine } from '../status-line';
+import { withUnpackStatus } from '../status-line';
 import { unpackLayers, type UnpackStep } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 import type { Drive } from './machine';
@@ -62,7 +62,7 @@ export async function ensureLayerDisks(image: Image, options: { kernel?: string 
   }
   const paths = image.layers.map((_, i) => layerDiskPath(image, i));
   const unpack = await ensureCacheEntries(paths, (missing) =>
-    withStatusLine(unpackTask({ name: image.name, layers: missing.map((i) => image.layers[i]) }), () => unpackMissing(image, paths, missing, options.kernel)));
+    withUnpackStatus(image, missing, (progress) => unpackMissing(image, paths, missing, progress, options.kernel)));
   if (unpack) log.info({ image: image.name, hostMs: unpack.hostMs, guestMs: unpack.guestMs, layers: unpack.layers }, 'image unpacked');
   return { paths, unpack };
 }
@@ -77,7 +77,13 @@ export function layerPartitions(device: string, count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${device}${i + 1}`);
 }
 
-async function unpackMissing(image: Image, paths: string[], missing: number[], kernel?: string): Promise<NonNullable<LayerDisks['unpack']>> {
+async function unpackMissing(
+  image: Image,
+  paths: string[],
+  missing: number[],
+  progress: (number: number, bytes: number) => void,
+  kernel?: string,
+): Promise<NonNullable<LayerDisks['unpack']>> {
   const start = performance.now();
   await verifyLayers(image);
   // Layers above the topmost missing one are not needed; those below it that exist are read.
@@ -86,7 +92,7 @@ async function unpackMissing(image: Image, paths: string[], missing: number[], k
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-unpack-'));
   const temps = missing.map((i) => `${paths[i]}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    for (const [n, i] of missing.entries()) await makeFilesystem(temps[n], image.layers[i].size);
+    for (const [n, i] of missing.entries()) await makeFilesystem(temps[n], image.layers[i]);
     const blobOffsets = layerOffsets(missing.map((i) => image.layers[i].size));
     // The table of the writable disk is the guest's to scribble on: it gets a copy of its own.
     const drives: Drive[] = [
@@ -102,7 +108,7 @@ async function unpackMissing(image: Image, paths: string[], missing: number[], k
       return { layer: image.layers[i], blob: { device: BLOBS_DEVICE, offset: blobOffsets[n] }, target: newParts[n], number: i + 1 };
     });
     const result = await withAgentVm({ drives, memoryMiB: 512, vcpus: 1, kernel }, async ({ session, timings }) => {
-      return { guestMs: await unpackLayers(session, image.name, steps), timings };
+      return { guestMs: await unpackLayers(session, image.name, steps, progress), timings };
     });
     missing.forEach((i, n) => publishCacheEntry(temps[n], paths[i]));
     return { hostMs: performance.now() - start, layers: missing.length, ...result };
@@ -110,6 +116,23 @@ async function unpackMissing(image: Image, paths: string[], missing: number[], k
     for (const temp of temps) fs.rmSync(temp, { force: true });
     fs.rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** The size of `layer`'s tar, as its blob tells (0 when it does not). */
+export function tarSize(layer: Layer): number {
+  if (layer.compression === 'none') return layer.size;
+  if (layer.compression !== 'gzip' || layer.size < 18) return 0;
+  const trailer = Buffer.alloc(4);
+  const fd = fs.openSync(layer.path, 'r');
+  try {
+    fs.readSync(fd, trailer, 0, 4, layer.size - 4);
+  } finally {
+    fs.closeSync(fd);
+  }
+  // Modulo 2^32: a tar is at least about as big as its gzip, which says how many times it wrapped.
+  const recorded = trailer.readUInt32LE(0);
+  const wraps = Math.max(0, Math.ceil((layer.size * 0.99 - recorded) / 2 ** 32));
+  return recorded + wraps * 2 ** 32;
 }
 
 /** Where each blob starts on the blobs' disk. */
@@ -123,16 +146,20 @@ function layerOffsets(sizes: number[]): number[] {
 }
 
 /**
- * An empty ext4 on a sparse file. The host cannot know a layer's unpacked size without reading
- * the layer, so the size is a bound: 20 times the compressed size (text compresses 3-10 times)
- * and 256 MiB more, at least 1 GiB. Space never written costs nothing: the empty filesystem
- * takes 0.7 MiB of disk at 1 GiB, 4.4 MiB at 16 GiB. An inode for every 4 KiB, since a layer of
- * small files runs out of inodes before it runs out of blocks. No journal: a disk that is not
- * finished is thrown away, never repaired. Inode tables stay uninitialised and the guest mounts
- * with noinit_itable, so nobody spends time zeroing them.
+ * An empty ext4 on a sparse file, big enough for `layer` unpacked. Its tar's size is known
+ * exactly for an uncompressed blob and, for gzip, from the blob's last four bytes (the size mod
+ * 2^32 that gzip records; only a size, no layer data is read). A filesystem needs at most 8 times
+ * a tar's size: every tar entry is at least 512 bytes, and at most an inode and a 4 KiB block.
+ * For zstd, and in case gzip's record is short (a blob of several gzip members records the last
+ * one's), the bound is 20 times the compressed size too (text compresses 3-10 times). A layer
+ * that lies about its size fails to unpack with ENOSPC: it harms only itself. Space never
+ * written costs nothing: the empty filesystem takes 0.7 MiB of disk at 1 GiB, 4.4 MiB at 16 GiB.
+ * An inode for every 4 KiB. No journal: a disk that is not finished is thrown away, never
+ * repaired. Inode tables stay uninitialised and the guest mounts with noinit_itable, so nobody
+ * spends time zeroing them.
  */
-async function makeFilesystem(file: string, compressedBytes: number): Promise<void> {
-  const bytes = Math.max(1 << 30, 20 * compressedBytes + (256 << 20));
+async function makeFilesystem(file: string, layer: Layer): Promise<void> {
+  const bytes = Math.max(1 << 30, 20 * layer.size + (256 << 20), 8 * tarSize(layer) + (256 << 20));
   const fd = fs.openSync(file, 'wx', 0o600);
   try {
     fs.ftruncateSync(fd, Math.ceil(bytes / (1 << 20)) * (1 << 20));

@@ -3,6 +3,7 @@
  * process of its own (build/Release/vmrun-vmm, started by the addon): its vCPUs and devices never
  * share an address space with this one. This class gives it a promise-based, stream-based API.
  */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 
@@ -33,6 +34,12 @@ export interface BootOptions {
    * listened on after boot must be made connectable by it (chmod 0666).
    */
   vsock?: { cid?: number; socketPath: string };
+  /**
+   * A virtio-net device whose other end is passt, listening on the Unix socket `socketPath` (the
+   * VMM connects to it at boot, in QEMU's framing). `mac`: the guest's address (default: a random
+   * locally administered one).
+   */
+  net?: { socketPath: string; mac?: Buffer };
 }
 
 /**
@@ -101,6 +108,10 @@ export class Machine {
               cid: requireCid(options.vsock?.cid ?? 3),
               path: requireString(options.vsock?.socketPath, 'vsock.socketPath'),
             },
+      net:
+        options.net === undefined
+          ? undefined
+          : { socket: requireString(options.net?.socketPath, 'net.socketPath'), mac: requireMac(options.net?.mac ?? randomMac()) },
     };
     const { NativeMachine } = loadAddon();
     // The exit callback cannot run before start(), so `machine` is always set by then.
@@ -209,6 +220,21 @@ function requireInteger(value: unknown, name: string): number {
 }
 
 // Linux takes 32-bit CIDs: 0-2 are reserved (2 is the host) and 2^32-1 means "any".
+function requireMac(value: unknown): Buffer {
+  // A unicast address (the multicast bit clear): the only kind a NIC may have.
+  if (!Buffer.isBuffer(value) || value.length !== 6 || (value[0] & 1) !== 0) {
+    throw new MachineConfigError('net.mac must be a Buffer of 6 bytes holding a unicast MAC address');
+  }
+  return value;
+}
+
+/** A random locally administered unicast MAC address, as QEMU and Firecracker users pick them. */
+function randomMac(): Buffer {
+  const mac = randomBytes(6);
+  mac[0] = (mac[0] & 0xfe) | 0x02;
+  return mac;
+}
+
 function requireCid(value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 3 || value > 0xfffffffe) {
     throw new MachineConfigError(`vsock.cid must be an integer from 3 to 4294967294, not ${String(value)}`);

@@ -15,6 +15,7 @@ export interface NativeMachineConfig {
   vcpus: number;
   drives?: { parts: { path: string; offset: number }[]; readOnly: boolean }[];
   vsock?: { cid: number; path: string };
+  net?: { socket: string; mac: Buffer };
 }
 
 export type NativeExitKind = 'reset' | 'stopped' | 'triple-fault' | 'error';

@@ -3,7 +3,7 @@
  * read-only disk, a partition per layer, shared by every VM of images that have them) under a
  * writable overlay that dies with the VM. stdio travels
  * on vsock connections of its own, with backpressure end to end; signals and terminal sizes on
- * the control connection.
+ * the control connection. The network, unless the spec has none, is passt's (src/network/).
  */
 import { AgentError } from '../errors';
 import type { Image } from '../image/layout';
@@ -15,12 +15,16 @@ import { sendRunSpec } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 import { ensureLayerDisks, layerPartitions, layersDrive, type LayerDisks } from './layer-disks';
 import type { MachineExit } from './machine';
+import type { PortMapping } from '../network/options';
+import { startPasst } from '../network/user-net';
 
 export interface VmResources {
   memoryMiB?: number;
   vcpus?: number;
   /** A kernel other than the cached guest kernel. */
   kernel?: string;
+  /** Told the published ports once they listen, with the host ports picked for `-p CONTAINERPORT`. */
+  onPublished?: (ports: PortMapping[]) => void;
 }
 
 export interface VmRunResult {
@@ -44,14 +48,27 @@ export async function runInVm(
   const layers = await ensureLayerDisks(image, { kernel: resources.kernel });
   // The only disk: vda, its partitions vda1, vda2, ... the layers.
   const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
-  const options = { drives, memoryMiB: resources.memoryMiB ?? DEFAULT_MEMORY_MIB, vcpus: resources.vcpus ?? 1, kernel: resources.kernel };
-  return withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
-    sendRunSpec(session, spec, 'vm', layerPartitions('vda', layers.paths.length));
-    onStart?.(processControl(session, () => vm.kill()));
-    const sockets = { stdin: listener.accept(AgentPort.Stdin), stdout: listener.accept(AgentPort.Stdout), stderr: listener.accept(AgentPort.Stderr) };
-    const exitCode = await relayProcess(session, sockets, stdio, ended.then((exit: MachineExit) => {
-      throw new AgentError(`the VM ended (${exit.kind}) before the process's output was complete`);
-    }));
-    return { exitCode, layers, host: timings, guest: session.phasesMs() };
-  });
+  const network = spec.network.mode === 'bridge' ? await startPasst(spec.network) : undefined;
+  try {
+    if (network) resources.onPublished?.(network.published);
+    const options = {
+      drives,
+      memoryMiB: resources.memoryMiB ?? DEFAULT_MEMORY_MIB,
+      vcpus: resources.vcpus ?? 1,
+      kernel: resources.kernel,
+      net: network && { socketPath: network.socket },
+    };
+    return await withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
+      // Without passt (an offline host) the guest gets no NIC and the agent configures lo alone.
+      sendRunSpec(session, network ? spec : { ...spec, network: { mode: 'none' } }, 'vm', layerPartitions('vda', layers.paths.length));
+      onStart?.(processControl(session, () => vm.kill()));
+      const sockets = { stdin: listener.accept(AgentPort.Stdin), stdout: listener.accept(AgentPort.Stdout), stderr: listener.accept(AgentPort.Stderr) };
+      const exitCode = await relayProcess(session, sockets, stdio, ended.then((exit: MachineExit) => {
+        throw new AgentError(`the VM ended (${exit.kind}) before the process's output was complete`);
+      }));
+      return { exitCode, layers, host: timings, guest: session.phasesMs() };
+    });
+  } finally {
+    await network?.stop();
+  }
 }

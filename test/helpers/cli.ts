@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import type { Test } from 'tap';
+
 import { packageRoot } from '../../src/paths';
 import { layoutOf, type TestLayout } from './images';
 
@@ -20,6 +22,10 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   /** Called with each new piece of stdout and the child, e.g. to signal it. */
   onStdout?: (soFar: string, child: ReturnType<typeof spawn>) => void;
+  /** Called with stderr so far at each new piece. */
+  onStderr?: (soFar: string) => void;
+  /** Called with the child once it runs. */
+  onStart?: (child: ReturnType<typeof spawn>) => void;
 }
 
 /**
@@ -41,7 +47,11 @@ export function vmrun(args: string[], options: CliOptions = {}): Promise<CliOutc
     out.push(b);
     options.onStdout?.(Buffer.concat(out).toString(), child);
   });
-  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stderr.on('data', (b: Buffer) => {
+    err.push(b);
+    options.onStderr?.(Buffer.concat(err).toString());
+  });
+  options.onStart?.(child);
   child.stdin.on('error', () => {});
   child.stdin.end(options.stdin);
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() })));
@@ -68,3 +78,24 @@ export async function until(what: () => boolean, ms: number, message: string): P
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+export type Expect = { code: number; stdout?: string | RegExp; stderr?: string | RegExp };
+
+/** Runs `args` on both runtimes; they must agree, and match `expect`. */
+export async function both(t: Test, args: string[], expect: Expect, options: CliOptions = {}): Promise<CliOutcome> {
+  const [vm, container] = [
+    await vmrun(['--runtime', 'vm', ...args], options),
+    await vmrun(['--runtime', 'container', ...args], options),
+  ];
+  t.equal(vm.code, expect.code, `vm: exit code (stderr: ${vm.stderr.trim()})`);
+  for (const [name, o] of [['vm', vm], ['container', container]] as const) {
+    if (expect.stdout !== undefined) t.match(o.stdout.toString(), expect.stdout, `${name}: stdout`);
+    if (expect.stderr !== undefined) t.match(o.stderr, expect.stderr, `${name}: stderr`);
+  }
+  t.equal(container.code, vm.code, 'same exit code');
+  t.equal(container.stderr, vm.stderr, 'same stderr');
+  t.ok(container.stdout.equals(vm.stdout), `same stdout (vm ${JSON.stringify(vm.stdout.toString().slice(0, 300))}, container ${JSON.stringify(container.stdout.toString().slice(0, 300))})`);
+  return vm;
+}
+
+export const exact = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);

@@ -3,30 +3,9 @@
 // must also be what docker gives).
 import { randomBytes } from 'node:crypto';
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 
-import { ociRef, vmrun, type CliOptions, type CliOutcome } from '../helpers/cli';
-
-type Expect = { code: number; stdout?: string | RegExp; stderr?: string | RegExp };
-
-/** Runs `args` on both runtimes; they must agree, and match `expect`. */
-async function both(t: Test, args: string[], expect: Expect, options: CliOptions = {}): Promise<CliOutcome> {
-  const [vm, container] = [
-    await vmrun(['--runtime', 'vm', ...args], options),
-    await vmrun(['--runtime', 'container', ...args], options),
-  ];
-  t.equal(vm.code, expect.code, `vm: exit code (stderr: ${vm.stderr.trim()})`);
-  for (const [name, o] of [['vm', vm], ['container', container]] as const) {
-    if (expect.stdout !== undefined) t.match(o.stdout.toString(), expect.stdout, `${name}: stdout`);
-    if (expect.stderr !== undefined) t.match(o.stderr, expect.stderr, `${name}: stderr`);
-  }
-  t.equal(container.code, vm.code, 'same exit code');
-  t.equal(container.stderr, vm.stderr, 'same stderr');
-  t.ok(container.stdout.equals(vm.stdout), `same stdout (vm ${JSON.stringify(vm.stdout.toString().slice(0, 300))}, container ${JSON.stringify(container.stdout.toString().slice(0, 300))})`);
-  return vm;
-}
-
-const exact = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+import { both, exact, ociRef, vmrun } from '../helpers/cli';
 
 t.test('the image command, stdout and stderr apart', async (t) => {
   const image = await ociRef('busybox');

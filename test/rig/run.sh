@@ -2,14 +2,17 @@
 # Run a command where /dev/kvm works: directly on a KVM host, otherwise inside the nested-KVM
 # rig (a QEMU TCG VM with an emulated AMD SVM CPU, see README.md), in a chroot of this host's /
 # and in the caller's working directory.
-#   run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... -- CMD [ARGS...]
+#   run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... [--disk GiB:DIR] -- CMD [ARGS...]
 # --cached DIR: the command only reads DIR (node_modules, build output), so the rig shows it
 # through a cached read-only view with a throw-away layer on top: far fewer slow 9p round trips.
+# --disk GiB:DIR: an empty ext4 disk of that size (sparse, on this host, thrown away after) on
+# DIR inside the rig, for work that 9p makes too slow and a tmpfs would hold in memory (files
+# written by a VMM or container are charged to its memory cgroup on a tmpfs, never written back).
 # Exit status: CMD's; 124 when the wall-clock guard fired; 125 when the rig itself failed.
 set -uo pipefail
 
 usage() {
-  echo "usage: run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... -- CMD [ARGS...]" >&2
+  echo "usage: run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... [--disk GiB:DIR] -- CMD [ARGS...]" >&2
   exit 125
 }
 rigfail() { echo "rig: $*" >&2; exit 125; }
@@ -17,13 +20,14 @@ rigfail() { echo "rig: $*" >&2; exit 125; }
 # One CPU by default: with two, about one nested guest boot in six crashed or hung at a random
 # point (a triple fault, a stall mid-printk) while the same boots on one CPU all passed; QEMU's
 # emulated SVM seems not to survive a nested vCPU moving between its CPUs.
-mem=4096 cpus=1 tmo=3000 cached=()
+mem=4096 cpus=1 tmo=3000 cached=() disk=
 while [ $# -gt 0 ]; do
   case $1 in
     --mem) [ $# -ge 2 ] || usage; mem=$2; shift 2 ;;
     --cpus) [ $# -ge 2 ] || usage; cpus=$2; shift 2 ;;
     --timeout) [ $# -ge 2 ] || usage; tmo=$2; shift 2 ;;
     --cached) [ $# -ge 2 ] || usage; cached+=("$2"); shift 2 ;;
+    --disk) [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*:/ ]] || usage; disk=$2; shift 2 ;;
     --) shift; break ;;
     *) usage ;;
   esac
@@ -89,16 +93,22 @@ mapfile -d '' -t cwd <"$d/cwd"
 for kv in "${envv[@]}"; do export "$kv"; done
 cd -- "${cwd[0]}" || { echo "cannot cd to ${cwd[0]} inside the rig" >"$d/error"; exit 125; }
 unset OLDPWD
-# What a booted host has and the rig's init does not set up: loopback (local registries), a
+# What a booted host has and the rig's init does not set up: loopback (local registries), a NIC
+# with a default route (QEMU's, leading nowhere: see qargs), a
 # cgroup hierarchy (runc), and /dev/kvm as udev leaves it (GROUP="kvm", MODE="0660"), so that a
 # user in the kvm group can run VMs. /etc is the rig's throw-away copy.
 ip link set lo up 2>/dev/null
+ip link set eth0 up 2>/dev/null && ip addr add 10.99.0.15/24 dev eth0 && ip route add default via 10.99.0.2
 [ -n "$(ls -A /sys/fs/cgroup 2>/dev/null)" ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
 grep -q '^kvm:' /etc/group || echo 'kvm:x:994:' >>/etc/group
 chown "0:$(grep '^kvm:' /etc/group | cut -d: -f3)" /dev/kvm && chmod 0660 /dev/kvm
 # The container runtime's unpacked layers need what 9p lacks (device nodes, whiteouts, trusted
 # xattrs, an overlay's upper layer): a tmpfs of the rig's own, kept for this run only.
 mkdir -p "$VMRUN_CACHE_DIR/layer-dirs" && mount -t tmpfs -o mode=0755 rig-layer-dirs "$VMRUN_CACHE_DIR/layer-dirs"
+if [ -f "$d/disk" ]; then
+  mkdir -p "$(cat "$d/disk")" && mkfs.ext4 -q -F /dev/vda && mount /dev/vda "$(cat "$d/disk")" ||
+    { echo "cannot make the --disk scratch disk" >"$d/error"; exit 125; }
+fi
 # exec, as on a KVM host: never a shell builtin or function of that name.
 (exec -- "${argv[@]}")
 echo $? >"$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc"
@@ -138,8 +148,16 @@ qargs=(
   # never pushes back, so nothing is lost when the guest powers off).
   -device virtio-serial-pci
   -chardev "file,id=out,path=$(qesc "$priv/out.log")" -device virtserialport,chardev=out,name=out
+  # A NIC with a default route and nothing behind it (restrict=on): passt and pasta, each run's
+  # network, model the guest's on the host's routable interface and refuse to run without one.
+  -netdev user,id=nic,net=10.99.0.0/24,restrict=on -device virtio-net-pci,netdev=nic
 )
 virtfs host / readonly=on
+if [ -n "$disk" ]; then
+  truncate -s "${disk%%:*}G" "$priv/disk.img" || rigfail "cannot create the --disk image"
+  printf '%s' "${disk#*:}" >"$priv/disk"
+  qargs+=(-drive "file=$(qesc "$priv/disk.img"),if=virtio,format=raw,cache=unsafe")
+fi
 while read -r tag path; do [ "$tag" = cached ] || virtfs "$tag" "$path"; done <"$priv/mounts"
 
 : >"$priv/out.log"

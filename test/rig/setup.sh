@@ -26,7 +26,9 @@ fi
 
 # Order matters: busybox insmod resolves no dependencies.
 modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-  virtio_console netfs fscache 9pnet 9pnet_virtio 9p overlay irqbypass ccp kvm kvm-amd)
+  virtio_console netfs fscache 9pnet 9pnet_virtio 9p overlay irqbypass ccp kvm kvm-amd
+  virtio_blk crc16 crc32c_generic mbcache jbd2 ext4   # run.sh --disk
+  failover net_failover virtio_net tun)               # a NIC, which passt and pasta need; pasta's tap
 
 cache=${VMRUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmrun}/rig
 mkdir -p "$cache/debs"

@@ -53,6 +53,16 @@ t.test('EXIT resolves with the exit code and PHASE frames are kept', async (t) =
   t.same(session.phases, { agent: 1000000, exec: 3000000 });
 });
 
+t.test('PROGRESS frames reach the listener in order', async (t) => {
+  const { session, agent } = await sessionWithFakeAgent(t);
+  const seen: [number, number][] = [];
+  session.onProgress = (number, bytes) => seen.push([number, bytes]);
+  agent.write(Buffer.concat([encodeFrame(FrameType.Progress, '1 0'), encodeFrame(FrameType.Progress, '1 4194304'), encodeFrame(FrameType.Progress, '2 131072')]));
+  agent.write(encodeFrame(FrameType.Exit, u32(0)));
+  t.equal(await session.outcome, 0);
+  t.same(seen, [[1, 0], [1, 4194304], [2, 131072]]);
+});
+
 t.test('ERROR becomes an AgentError with the exit code and a one-line message', async (t) => {
   const { session, agent } = await sessionWithFakeAgent(t);
   const payload = Buffer.concat([u32(127), Buffer.from('exec: "nope": executable file not found in $PATH\n\x1b[31mred')]);
@@ -68,6 +78,8 @@ t.test('hostile frames end the session with a clear error', async (t) => {
     ['unknown type', encodeFrame(99 as FrameType, 'x'), /unknown type 99/],
     ['short EXIT', encodeFrame(FrameType.Exit, 'ab'), /malformed EXIT/],
     ['malformed PHASE', encodeFrame(FrameType.Phase, 'no-number'), /malformed PHASE/],
+    ['malformed PROGRESS', encodeFrame(FrameType.Progress, '1 -5'), /malformed PROGRESS/],
+    ['PROGRESS beyond any blob', encodeFrame(FrameType.Progress, `1 ${'9'.repeat(17)}`), /malformed PROGRESS/],
     ['huge length', Buffer.from([0xff, 0xff, 0xff, 0x7f, 33]), /frame of \d+ bytes/],
     ['ERROR with an out-of-range code', encodeFrame(FrameType.Error, Buffer.concat([u32(100000), Buffer.from('bad')])), /^bad$/],
   ];

@@ -3,6 +3,7 @@
  * search, and the process relay over socketpairs. Run as root by `images/agent/build.sh --test`
  * with the fixture script and a scratch directory; prints TAP. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -105,7 +106,7 @@ static int unpack_at(const char *root, const char *name, const char *file, enum 
   }
   l.bytes = bytes ? bytes : (uint64_t)st.st_size;
   agent_error[0] = '\0';
-  return unpack_layer(root, device, &l, number);
+  return unpack_layer(root, device, &l, number, -1);
 }
 
 static int unpack(const char *root, const char *name, const char *file, enum compression c, uint64_t bytes, int number) {
@@ -167,6 +168,34 @@ static void test_compressions(void) {
     ok(rc == 0, "%s unpacks and matches its diff_id%s%s", cases[i].file, rc ? ": " : "", rc ? agent_error : "");
     if (i == 0 || i == 2 || i == 4) check_base(root, cases[i].file);
   }
+}
+
+/* The host hears that a layer began, and how far into its blob the reader is. */
+static void test_progress(void) {
+  const char *root = new_root("progress");
+  struct layer l = {.compression = COMPRESSION_GZIP};
+  strcpy(l.device, "vdb");
+  snprintf(l.diff_id, sizeof l.diff_id, "%.71s", read_text(path_in(fixtures, "base.sha256")));
+  l.bytes = (uint64_t)size_of("base.tar.gz");
+  int p[2];
+  if (pipe(p) != 0) exit(2);
+  int rc = unpack_layer(root, path_in(fixtures, "base.tar.gz"), &l, 7, p[1]);
+  close(p[1]);
+  struct frame_reader r;
+  frame_reader_init(&r, p[0]);
+  unsigned long long bytes = ~0ull;
+  int number = 0;
+  bool first = frame_next(&r) == 1 && r.type == FRAME_PROGRESS && r.payload_len < 40;
+  if (first) {
+    char text[40];
+    memcpy(text, r.payload, r.payload_len);
+    text[r.payload_len] = '\0';
+    first = sscanf(text, "%d %llu", &number, &bytes) == 2;
+  }
+  ok(rc == 0 && first && number == 7 && bytes > 0 && bytes <= l.bytes, "PROGRESS names the layer and the bytes read (%d %llu of %llu)",
+     number, bytes, (unsigned long long)l.bytes);
+  close(p[0]);
+  frame_reader_free(&r);
 }
 
 /* What the upper fixture layer must leave on top of the base one, in `root` (how: which way). */
@@ -260,7 +289,7 @@ static void test_stream_errors(void) {
   strcpy(l.device, "vdb");
   snprintf(l.diff_id, sizeof l.diff_id, "sha256:%064d", 0);
   l.bytes = (uint64_t)size_of("base.tar");
-  ok(unpack_layer(root, path_in(fixtures, "base.tar"), &l, 1) != 0 && strstr(agent_error, "diff_id mismatch") &&
+  ok(unpack_layer(root, path_in(fixtures, "base.tar"), &l, 1, -1) != 0 && strstr(agent_error, "diff_id mismatch") &&
          strstr(agent_error, read_text(path_in(fixtures, "base.sha256"))),
      "diff_id mismatch detected: %s", agent_error);
 
@@ -538,6 +567,22 @@ static void test_spec(void) {
   ok(add(&s, FRAME_READONLY, "x") != 0, "READONLY with a payload refused");
   ok(add(&s, FRAME_HOSTS, "127.0.0.1\tlocalhost\n") == 0 && strcmp(s.hosts, "127.0.0.1\tlocalhost\n") == 0, "HOSTS kept as sent");
   ok(add(&s, FRAME_HOSTS, "again\n") != 0, "HOSTS twice refused");
+  ok(add(&s, FRAME_NETWORK, "10.0.2.15/24 10.0.2.2") == 0 && s.network && s.net_prefix == 24 &&
+         s.net_address == htonl(0x0a00020f) && s.net_gateway == htonl(0x0a000202),
+     "NETWORK: address, prefix and gateway");
+  ok(add(&s, FRAME_NETWORK, "10.0.2.16/24 10.0.2.2") != 0, "NETWORK twice refused");
+  {
+    const char *malformed[] = {"10.0.2.15/24", "10.0.2.15 10.0.2.2", "10.0.2.15/0 10.0.2.2", "10.0.2.15/31 10.0.2.2",
+                         "10.0.2.256/24 10.0.2.2", "10.0.2.15/24 10.0.2.2 x", "::1/64 ::2"};
+    bool refused = true;
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+      struct spec t;
+      spec_init(&t);
+      refused = refused && add(&t, FRAME_MODE, "run") == 0 && add(&t, FRAME_NETWORK, malformed[i]) != 0;
+      spec_free(&t);
+    }
+    ok(refused, "malformed NETWORK refused");
+  }
   ok(add(&s, FRAME_SIGNAL, "1234") != 0, "SIGNAL inside the spec refused");
   ok(add(&s, 99, "") != 0, "unknown frame type refused");
   spec_free(&s);
@@ -548,10 +593,10 @@ static void test_spec(void) {
   ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
      "container mode: a run spec without LOWER");
   spec_free(&s);
-  const char *runc_frames[] = {"LOWER", "HOSTNAME", "READONLY", "RESOLV", "HOSTS"};
-  const uint8_t runc_types[] = {FRAME_LOWER, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS};
-  const char *payloads[] = {"vda1", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n"};
-  for (size_t i = 0; i < 5; i++) {
+  const char *runc_frames[] = {"LOWER", "HOSTNAME", "READONLY", "RESOLV", "HOSTS", "NETWORK"};
+  const uint8_t runc_types[] = {FRAME_LOWER, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS, FRAME_NETWORK};
+  const char *payloads[] = {"vda1", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n", "10.0.2.15/24 10.0.2.2"};
+  for (size_t i = 0; i < 6; i++) {
     spec_init(&s);
     s.container = true;
     ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, runc_types[i], payloads[i]) != 0, "container mode: %s refused", runc_frames[i]);
@@ -707,6 +752,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   test_compressions();
+  test_progress();
   test_layers();
   test_breakouts();
   test_stream_errors();

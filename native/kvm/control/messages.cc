@@ -24,7 +24,7 @@ Status GetStatus(Reader& r) {
 }  // namespace
 
 size_t Config::FdCount() const {
-  size_t n = 4 + (has_initrd ? 1 : 0) + (has_vsock ? 1 : 0);
+  size_t n = 4 + (has_initrd ? 1 : 0) + (has_net ? 1 : 0) + (has_vsock ? 1 : 0);
   for (const Drive& d : drives) n += d.parts.size();
   return n;
 }
@@ -37,7 +37,7 @@ std::string Encode(const Config& c) {
     w.U8(d.read_only).U32(static_cast<uint32_t>(d.parts.size()));
     for (const Config::Part& p : d.parts) w.Str(p.name).U64(p.offset);
   }
-  w.U8(c.has_vsock).U64(c.vsock_cid).Str(c.vsock_socket).U32(c.jail_uid).U32(c.jail_gid);
+  w.U8(c.has_vsock).U64(c.vsock_cid).Str(c.vsock_socket).U8(c.has_net).Str(c.net_mac).U32(c.jail_uid).U32(c.jail_gid);
   return w.bytes();
 }
 
@@ -69,6 +69,9 @@ Config DecodeConfig(const std::string& bytes) {
   c.has_vsock = r.U8();
   c.vsock_cid = r.U64();
   c.vsock_socket = r.Str(kMaxName);
+  c.has_net = r.U8();
+  c.net_mac = r.Str(6);
+  if (c.has_net && c.net_mac.size() != 6) throw VmmError("malformed control message: a MAC address is 6 bytes");
   c.jail_uid = r.U32();
   c.jail_gid = r.U32();
   r.End();

@@ -19,7 +19,8 @@ enum class Type : uint32_t {
 
 // Everything a VMM process needs, its files as descriptors in this order: /dev/kvm, the kernel,
 // the initrd (if any), the console's output (written) and input (read), each drive part, the
-// vsock directory (an O_PATH descriptor, if any).
+// network's socket (connected to passt, if any), the vsock directory (an O_PATH descriptor, if
+// any).
 struct Config {
   std::string kernel_name, initrd_name;  // for errors only
   bool has_initrd = false;
@@ -32,6 +33,8 @@ struct Config {
   bool has_vsock = false;
   uint64_t vsock_cid = 0;
   std::string vsock_socket;  // the listening socket's name inside the vsock directory
+  bool has_net = false;
+  std::string net_mac;  // 6 bytes: the guest's MAC address
   uint32_t jail_uid = 0, jail_gid = 0;  // the ids to drop to when started as root
 
   size_t FdCount() const;

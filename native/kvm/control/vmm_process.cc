@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,18 @@ constexpr uint32_t kErrorExit = 3;  // MachineExit::Kind::kError
 Fd OpenFile(const std::string& path, int flags, const char* role) {
   Fd fd(open(path.c_str(), flags | O_CLOEXEC));
   if (!fd.valid()) throw VmmError(std::string(role) + " " + path + ": " + std::strerror(errno));
+  return fd;
+}
+
+Fd ConnectUnix(const std::string& path, const char* role) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw VmmError(std::string(role) + " " + path + ": the path is too long");
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid() || connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
+    throw VmmError(std::string(role) + " " + path + ": " + std::strerror(errno));
+  }
   return fd;
 }
 
@@ -61,6 +74,11 @@ VmmProcess::VmmProcess(const LaunchConfig& c, ExitCallback on_exit) : on_exit_(s
     for (const Config::Part& p : d.parts) files.push_back(OpenFile(p.name, d.read_only ? O_RDONLY : O_RDWR, "disk"));
   }
   config.drives = c.drives;
+  if (!c.net_socket.empty()) {
+    config.has_net = true;
+    config.net_mac = c.net_mac;
+    files.push_back(ConnectUnix(c.net_socket, "network socket"));
+  }
   if (c.has_vsock) {
     const size_t slash = c.vsock_path.find_last_of('/');
     const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : c.vsock_path.substr(0, slash);

@@ -29,6 +29,8 @@ struct LaunchConfig {
   bool has_vsock = false;
   uint64_t vsock_cid = 3;
   std::string vsock_path;  // the VMM listens here; its directory is all of the host it sees
+  std::string net_socket;  // empty: no network; else passt's Unix socket, connected to here
+  std::string net_mac;     // 6 bytes
 };
 
 class VmmProcess {

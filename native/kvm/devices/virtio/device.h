@@ -17,6 +17,7 @@ class EventLoop;
 namespace vmm::devices::virtio {
 
 // Device ids, virtio 1.2, 5.
+constexpr uint32_t kDeviceIdNet = 1;
 constexpr uint32_t kDeviceIdBlock = 2;
 constexpr uint32_t kDeviceIdEntropy = 4;
 constexpr uint32_t kDeviceIdVsock = 19;

@@ -1,0 +1,274 @@
+/**
+ * A run's user-mode network, one per run, from Debian's passt package: passt for a VM (the other
+ * end of its virtio-net, on a Unix socket) or pasta for a container (a tap it configures in the
+ * container's network namespace). Both translate the guest's connections into the host's own
+ * sockets, so the process reaches out as the host does, and listen on the host for the ports the
+ * run publishes. The same addresses, MTU and DNS forwarder in both, so that the two runtimes show
+ * the process the same network.
+ *
+ * passt runs unprivileged (as nobody when vmrun is root). Debian 12's pasta (2023-03) drops to
+ * nobody before it joins a namespace, so it is kept as root (`--runas 0:0`) and confines itself
+ * once the tap is up (its own namespaces, no capabilities, seccomp), as it always does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+import { NetworkError } from '../errors';
+import { log } from '../log';
+import { executableOnPath } from '../paths';
+import { onTeardown } from '../teardown';
+import { GUEST_NETWORK, type NetworkSpec, type PortMapping } from './options';
+
+type BridgeNetwork = Extract<NetworkSpec, { mode: 'bridge' }>;
+
+/** nobody's ids, which passt takes when started by root. */
+const NOBODY = 65534;
+/** How long passt or pasta gets to come up. */
+const START_TIMEOUT_MS = 10_000;
+const MTU = 1500;
+
+export interface UserNetwork {
+  /** The ports as published, each with its host port (picked here for `-p CONTAINERPORT`). */
+  published: PortMapping[];
+  stop(): Promise<void>;
+}
+
+/**
+ * passt for a VM: listening on a Unix socket (returned as `socket`, in a directory of its own)
+ * for the VMM to connect to, once; it ends when the VMM lets go. Undefined on a host with no
+ * route off itself (see offline()).
+ */
+export async function startPasst(network: BridgeNetwork): Promise<(UserNetwork & { socket: string }) | undefined> {
+  if (offline(network)) return undefined;
+  const binary = passtBinary('passt');
+  const published = await claimPorts(network.publish);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-passt-'));
+  const root = process.getuid?.() === 0;
+  if (root) fs.chownSync(dir, NOBODY, NOBODY);  // passt makes its socket there as nobody
+  const socket = path.join(dir, 'net.sock');
+  const args = ['-f', '-q', '--one-off', '-s', socket, ...(root ? ['--runas', `${NOBODY}:${NOBODY}`] : []), ...commonArgs(network, published)];
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stop = stopper(() => child.kill('SIGKILL'), exitOf(child), dir);
+  try {
+    await until(() => fs.existsSync(socket), exitOf(child), 'passt', stderrOf(child));
+    await checkListening(published);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { socket, published, stop };
+}
+
+/**
+ * pasta for a container: a tap named eth0 in the network namespace open as `netnsFd`. On a host
+ * with no route off itself (see offline()), lo alone, undefined.
+ */
+export async function startPasta(network: BridgeNetwork, netnsFd: number): Promise<UserNetwork | undefined> {
+  if (offline(network)) {
+    await loopbackOnly(netnsFd);
+    return undefined;
+  }
+  const binary = passtBinary('pasta');
+  const published = await claimPorts(network.publish);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-pasta-'));
+  const pidFile = path.join(dir, 'pasta.pid');
+  const args = [
+    '-q', '--runas', '0:0', '--config-net', '-I', GUEST_NETWORK.interface, '-T', 'none', '-U', 'none', '-P', pidFile,
+    ...commonArgs(network, published), '--netns', '/proc/self/fd/3',
+  ];
+  // Without -f pasta goes to the background once the tap is configured: its parent's exit says so.
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe', netnsFd] });
+  const stderr = stderrOf(child);
+  const code = await exitOf(child);
+  const pid = code === 0 ? Number(readText(pidFile)) : NaN;
+  if (!Number.isInteger(pid) || pid <= 1) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new NetworkError(`pasta failed to set up the container's network: ${stderr() || `exit status ${code}`}`);
+  }
+  const stop = stopper(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }, waitGone(pid), dir);
+  try {
+    await checkListening(published);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { published, stop };
+}
+
+/**
+ * A network namespace with nothing but lo, up, as docker leaves a container's with
+ * `--network none` (runc makes the namespace and leaves lo down).
+ */
+export async function loopbackOnly(netnsFd: number): Promise<undefined> {
+  const child = spawn('nsenter', ['--net=/proc/self/fd/3', 'ip', 'link', 'set', 'dev', 'lo', 'up'], { stdio: ['ignore', 'ignore', 'pipe', netnsFd] });
+  const stderr = stderrOf(child);
+  const code = await exitOf(child);
+  if (code !== 0) throw new NetworkError(`bringing up lo in the container failed: ${stderr() || `exit status ${code}`} (nsenter and ip come with util-linux and iproute2)`);
+  return undefined;
+}
+
+/**
+ * passt and pasta model the guest's network on the host's interface with a default route, and
+ * refuse to run without one. Such a host (offline, or the nested rig without its NIC) has nowhere
+ * to send the process's connections anyway: the run gets lo alone, as with --network none, unless
+ * it publishes ports, which passt alone could serve.
+ */
+function offline(network: BridgeNetwork): boolean {
+  const v4 = readText('/proc/net/route').split('\n').slice(1).some((l) => l.split(/\s+/)[1] === '00000000');
+  const v6 = readText('/proc/net/ipv6_route').split('\n').some((l) => /^0{32} 00 /.test(l) && !/\slo$/.test(l.trim()));
+  if (v4 || v6) return false;
+  if (network.publish.length > 0) {
+    throw new NetworkError('publishing a port needs a network interface with a default route, and this host has none: connect it, or drop -p');
+  }
+  log.warn('this host has no default route: the run gets lo alone, as with --network none');
+  return true;
+}
+
+function commonArgs(network: BridgeNetwork, published: PortMapping[]): string[] {
+  const g = GUEST_NETWORK;
+  const ports = (protocol: 'tcp' | 'udp') => {
+    const specs = published.filter((p) => p.protocol === protocol).map((p) => `${p.hostIp === '0.0.0.0' ? '' : `${p.hostIp}/`}${p.hostPort}:${p.containerPort}`);
+    return (specs.length > 0 ? specs : ['none']).flatMap((spec) => [protocol === 'tcp' ? '-t' : '-u', spec]);
+  };
+  return [
+    '-a', g.address, '-n', String(g.prefix), '-g', g.gateway, '-m', String(MTU), '--dns-forward', g.dns,
+    // The host's loopback is the host's own business unless the user asked for host-gateway.
+    ...(network.hostLoopback ? [] : ['--no-map-gw']),
+    ...ports('tcp'), ...ports('udp'),
+  ];
+}
+
+function passtBinary(name: 'passt' | 'pasta'): string {
+  const found = executableOnPath(name);
+  if (!found) throw new NetworkError(`${name} is not installed: apt-get install passt (or run with --network none)`);
+  return found;
+}
+
+/**
+ * Checks that each host port is free, and picks a free one where none was given. passt binds
+ * them itself a moment later; checkListening then confirms it did.
+ */
+async function claimPorts(publish: PortMapping[]): Promise<PortMapping[]> {
+  const claimed: PortMapping[] = [];
+  for (const p of publish) claimed.push({ ...p, hostPort: await tryBind(p), picked: p.hostPort === 0 });
+  return claimed;
+}
+
+async function tryBind(p: PortMapping): Promise<number> {
+  const what = `${p.hostIp}:${p.hostPort || 'any'}/${p.protocol}`;
+  const failed = (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EADDRINUSE') return new NetworkError(`port ${p.hostPort}/${p.protocol} on ${p.hostIp} is already in use: publish another host port (-p OTHER:${p.containerPort})`);
+    if (err.code === 'EADDRNOTAVAIL') return new NetworkError(`${p.hostIp} is not an address of this host: publish on one of its addresses, or leave the address out`);
+    if (err.code === 'EACCES') return new NetworkError(`port ${p.hostPort} needs root: publish a port above 1023`);
+    return new NetworkError(`cannot listen on ${what}: ${err.message}`);
+  };
+  if (p.protocol === 'tcp') {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(failed(err)));
+      server.listen({ host: p.hostIp, port: p.hostPort, exclusive: true }, resolve);
+    });
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+  const socket = dgram.createSocket(net.isIPv6(p.hostIp) ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', (err) => reject(failed(err)));
+    socket.bind({ address: p.hostIp, port: p.hostPort, exclusive: true }, resolve);
+  });
+  const port = socket.address().port;
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+/** Waits until every published TCP port listens and every UDP port is bound, as the kernel says. */
+async function checkListening(published: PortMapping[]): Promise<void> {
+  const missing = () => published.filter((p) => !boundPorts(p.protocol).has(p.hostPort));
+  await until(() => missing().length === 0, undefined, 'the published ports', () => missing().map((p) => `${p.hostPort}/${p.protocol}`).join(', '));
+}
+
+/** Local ports in LISTEN (TCP) or bound (UDP) on this host, IPv4 and IPv6. */
+function boundPorts(protocol: 'tcp' | 'udp'): Set<number> {
+  const ports = new Set<number>();
+  for (const file of [`/proc/net/${protocol}`, `/proc/net/${protocol}6`]) {
+    for (const line of readText(file).split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 4) continue;
+      if (protocol === 'tcp' && fields[3] !== '0A') continue;  // TCP_LISTEN
+      ports.add(parseInt(fields[1].split(':')[1], 16));
+    }
+  }
+  return ports;
+}
+
+/** Polls `ready` until it holds; fails when `exited` settles first or the time runs out. */
+async function until(ready: () => boolean, exited: Promise<number | null> | undefined, what: string, detail: () => string): Promise<void> {
+  let gone = false;
+  void exited?.then(() => (gone = true));
+  const deadline = performance.now() + START_TIMEOUT_MS;
+  for (let wait = 1; !ready(); wait = Math.min(wait * 2, 50)) {
+    if (gone) throw new NetworkError(`${what} failed to start: ${detail() || 'it exited'}`);
+    if (performance.now() > deadline) throw new NetworkError(`${what} did not come up within ${START_TIMEOUT_MS / 1000} s${detail() ? `: ${detail()}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+    child.once('exit', (code) => resolve(code));
+    child.once('error', () => resolve(null));
+  });
+}
+
+/** The end of what the child wrote to stderr, one line. */
+function stderrOf(child: ChildProcess): () => string {
+  let text = '';
+  child.stderr?.on('data', (chunk: Buffer) => (text = (text + chunk.toString('utf8')).slice(-2000)));
+  return () => text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith("Don't run as root")).join('; ');
+}
+
+/** Polls until process `pid` is gone. */
+async function waitGone(pid: number): Promise<void> {
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Stops the process once (also when vmrun is torn down), then removes its directory. */
+function stopper(kill: () => void, gone: Promise<unknown>, dir: string): () => Promise<void> {
+  const unregister = onTeardown(kill);
+  let stopped: Promise<void> | undefined;
+  return () =>
+    (stopped ??= (async () => {
+      kill();
+      await gone;
+      unregister();
+      fs.rmSync(dir, { recursive: true, force: true });
+      log.debug('user-mode network stopped');
+    })());
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
