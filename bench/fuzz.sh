@@ -8,8 +8,9 @@
 #
 # Each starts from its saved corpus (native/kvm/fuzz/corpus/, guest/agent/fuzz/corpus/), which
 # a run only reads; new inputs go to build/fuzz/corpus/. Targets:
-#   virtio_mmio    the transport and rng, blk (ro, rw), vsock behind it: registers, rings, doorbells
+#   virtio_mmio    the transport and rng, blk (ro, rw), vsock, net behind it: registers, rings, doorbells
 #   vsock_packets  vsock packets, rx buffers and host socket events straight into the device
+#   net_frames     virtio-net frames both ways: guest chains, rx buffers, passt's stream and its end
 #   agent_frames   the agent's frame reader and spec parser (what the host sends)
 #   control_messages  the host's decoder of what a VMM process sends (a guest that owns its VMM)
 set -euo pipefail
@@ -42,8 +43,10 @@ build() {  # NAME SOURCES... : rebuilt when a source is newer than the binary
   fi
 }
 build virtio_mmio native/kvm/fuzz/virtio_mmio_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/mmio.cc \
-  native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/virtio/block/*.cc native/kvm/devices/virtio/vsock/*.cc
+  native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/virtio/block/*.cc native/kvm/devices/virtio/vsock/*.cc \
+  native/kvm/devices/virtio/net/net.cc
 build vsock_packets native/kvm/fuzz/vsock_packets_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/vsock/*.cc
+build net_frames native/kvm/fuzz/net_frames_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/net/net.cc
 build agent_frames guest/agent/fuzz/frames_fuzz.c guest/agent/channel.c guest/agent/spec.c guest/agent/util.c
 build control_messages native/kvm/fuzz/control_messages_fuzz.cc native/kvm/control/messages.cc native/kvm/control/wire.cc \
   native/kvm/error.cc
@@ -52,7 +55,7 @@ corpus_of() {
   case "$1" in agent_frames) echo guest/agent/fuzz/corpus ;; *) echo "native/kvm/fuzz/corpus/$1" ;; esac
 }
 status=0
-for name in virtio_mmio vsock_packets agent_frames control_messages; do
+for name in virtio_mmio vsock_packets net_frames agent_frames control_messages; do
   [ -z "$only" ] || [ "$only" = "$name" ] || continue
   fresh="$out/corpus/$name"
   mkdir -p "$fresh"

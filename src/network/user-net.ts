@@ -239,15 +239,16 @@ function stderrOf(child: ChildProcess): () => string {
   return () => text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith("Don't run as root")).join('; ');
 }
 
-/** Polls until process `pid` is gone. */
+/**
+ * Polls until process `pid` has exited. A zombie has: its sockets are closed, and reaping it is
+ * the business of whoever adopted the daemon, however slow.
+ */
 async function waitGone(pid: number): Promise<void> {
   for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    const stat = readText(`/proc/${pid}/stat`);
+    // pid (comm) STATE ...: comm may hold spaces and parentheses, so the state follows the last ')'.
+    if (stat === '' || /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 

@@ -45,11 +45,12 @@ export async function runInVm(
   resources: VmResources = {},
   onStart?: (control: RunControl) => void,
 ): Promise<VmRunResult> {
-  const layers = await ensureLayerDisks(image, { kernel: resources.kernel });
-  // The only disk: vda, its partitions vda1, vda2, ... the layers.
-  const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
+  // First: a port in use is an error to give before a long unpack, not after.
   const network = spec.network.mode === 'bridge' ? await startPasst(spec.network) : undefined;
   try {
+    const layers = await ensureLayerDisks(image, { kernel: resources.kernel });
+    // The only disk: vda, its partitions vda1, vda2, ... the layers.
+    const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
     if (network) resources.onPublished?.(network.published);
     const options = {
       drives,

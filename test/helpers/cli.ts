@@ -1,5 +1,5 @@
 /** Runs the built vmrun CLI (dist/src/cli/main.js) as a user would, and checks what it left behind. */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -99,3 +99,12 @@ export async function both(t: Test, args: string[], expect: Expect, options: Cli
 }
 
 export const exact = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+
+/** passt or pasta processes still running. */
+export function passtProcesses(): string[] {
+  try {
+    return execFileSync('pgrep', ['-a', '-f', '(^|/)pas(st|ta)(\\.avx2)? '], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}

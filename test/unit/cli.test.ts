@@ -2,12 +2,13 @@
 // and leaves no mount, temporary file or container behind. Runs on this host (no KVM needed);
 // the container cases need root and runc.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 import t, { type Test } from 'tap';
 
-import { leftovers, ociRef, until, vmrun } from '../helpers/cli';
+import { leftovers, ociRef, passtProcesses, until, vmrun } from '../helpers/cli';
 import { layoutOf } from '../helpers/images';
 import { pushLayout, startRegistry } from '../helpers/registry';
 
@@ -65,6 +66,23 @@ t.test('without IMAGE: 125', (t) => fails(t, [], 125, /missing required argument
 
 t.test('--kernel that is not a kernel: 125 and one line (KVM is checked first where there is none)', async (t) => {
   await fails(t, ['--kernel', '/etc/passwd', await ociRef('busybox')], 125, /./);
+});
+
+t.test("what a run's network cannot be gets docker's one-line error and 125 before anything starts, in both runtimes", async (t) => {
+  const image = await ociRef('busybox');
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '0.0.0.0', resolve));
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const port = (taken.address() as net.AddressInfo).port;
+  for (const runtime of canContainer ? ['vm', 'container'] : ['vm']) {
+    const r = ['--runtime', runtime];
+    await fails(t, [...r, '-p', `${port}:80`, image, 'true'], 125, new RegExp(`^vmrun: port ${port}/tcp on 0\\.0\\.0\\.0 is already in use: publish another host port \\(-p OTHER:80\\)`));
+    await fails(t, [...r, '-p', '192.0.2.99:8080:80', image, 'true'], 125, /^vmrun: 192\.0\.2\.99 is not an address of this host/);
+    await fails(t, [...r, '-p', '80:99999', image, 'true'], 125, /^vmrun: invalid -p "80:99999": container port "99999" is not a port/);
+    await fails(t, [...r, '--network', 'host', image, 'true'], 125, /^vmrun: network host not found/);
+    await fails(t, [...r, '--add-host', 'nocolon', image, 'true'], 125, /^vmrun: invalid --add-host "nocolon"/);
+  }
+  t.same(passtProcesses(), [], 'no passt or pasta left');
 });
 
 t.test('--help and --version exit 0', async (t) => {

@@ -4,8 +4,10 @@
 // the host side waking vsock, interleaved as vCPU and device threads may interleave them. Guest
 // RAM is small and followed by GuestMemory's 4 GiB guard, so a stray access faults under ASan.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +16,7 @@
 
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/mmio.h"
+#include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
 #include "devices/virtio/vsock/vsock.h"
 #include "fuzz/harness.h"
@@ -41,13 +44,21 @@ void Setup() {
   listeners = new vmm_fuzz::HostListeners(temp_dir + "/v.sock", 1024, 2);
 }
 
+int net_peer = -1;  // passt's end of the net device's socket, for one input
+
 std::unique_ptr<VirtioDevice> MakeDevice(uint8_t which, Vsock** host) {
-  switch (which % 5) {
+  switch (which % 6) {
     case 0: return std::make_unique<Rng>();
     case 1: return std::make_unique<Block>(disk_path, true);
     case 2: return std::make_unique<Block>(disk_path, false);
     case 3:  // layers end to end, with a gap: reads across part boundaries and through zeros
       return std::make_unique<Block>(DiskImage({{disk_path, 0}, {disk_path, 128 * 1024}}, true));
+    case 4: {
+      int sv[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return std::make_unique<Rng>();
+      net_peer = sv[1];
+      return std::make_unique<Net>(vmm::Fd(sv[0]), std::array<uint8_t, 6>{2, 0, 0, 0, 0, 1});
+    }
     default: {
       auto v = std::make_unique<Vsock>(3, temp_dir + "/v.sock");
       *host = v.get();
@@ -147,5 +158,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   listeners->Drain();
+  if (net_peer >= 0) close(net_peer);
+  net_peer = -1;
   return 0;
 }
