@@ -17,6 +17,7 @@ packages=(
   docker-registry openssl                          # a real registry on loopback for the pull tests
   runc                                             # the container runtime
   passt util-linux                                 # each run's network (passt, pasta; nsenter)
+  qemu-system-common                               # virtiofsd: host directories in a VM (-v)
   qemu-system-x86 iproute2                         # the nested-KVM rig and the QEMU peer in bench/
   clang libclang-rt-14-dev                         # the fuzz targets (libFuzzer, ASan, UBSan)
 )

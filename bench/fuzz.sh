@@ -11,6 +11,7 @@
 #   virtio_mmio    the transport and rng, blk (ro, rw), vsock, net behind it: registers, rings, doorbells
 #   vsock_packets  vsock packets, rx buffers and host socket events straight into the device
 #   net_frames     virtio-net frames both ways: guest chains, rx buffers, passt's stream and its end
+#   vhost_user     the vhost-user front end's reading of a hostile back end's replies (virtio-fs)
 #   agent_frames   the agent's frame reader and spec parser (what the host sends)
 #   control_messages  the host's decoder of what a VMM process sends (a guest that owns its VMM)
 set -euo pipefail
@@ -47,6 +48,8 @@ build virtio_mmio native/kvm/fuzz/virtio_mmio_fuzz.cc "${vmm[@]}" native/kvm/dev
   native/kvm/devices/virtio/net/net.cc
 build vsock_packets native/kvm/fuzz/vsock_packets_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/vsock/*.cc
 build net_frames native/kvm/fuzz/net_frames_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/net/net.cc
+build vhost_user native/kvm/fuzz/vhost_user_fuzz.cc native/kvm/vstate/memory.cc native/kvm/error.cc \
+  native/kvm/devices/virtio/fs/vhost_user.cc
 build agent_frames guest/agent/fuzz/frames_fuzz.c guest/agent/channel.c guest/agent/spec.c guest/agent/util.c
 build control_messages native/kvm/fuzz/control_messages_fuzz.cc native/kvm/control/messages.cc native/kvm/control/wire.cc \
   native/kvm/error.cc
@@ -55,7 +58,7 @@ corpus_of() {
   case "$1" in agent_frames) echo guest/agent/fuzz/corpus ;; *) echo "native/kvm/fuzz/corpus/$1" ;; esac
 }
 status=0
-for name in virtio_mmio vsock_packets net_frames agent_frames control_messages; do
+for name in virtio_mmio vsock_packets net_frames vhost_user agent_frames control_messages; do
   [ -z "$only" ] || [ "$only" = "$name" ] || continue
   fresh="$out/corpus/$name"
   mkdir -p "$fresh"

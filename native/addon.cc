@@ -115,6 +115,15 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
       Napi::Buffer<uint8_t> mac = n.Get("mac").As<Napi::Buffer<uint8_t>>();
       config.net_mac.assign(reinterpret_cast<const char*>(mac.Data()), mac.Length());
     }
+    if (o.Has("filesystems") && !o.Get("filesystems").IsUndefined()) {
+      if (!o.Get("filesystems").IsArray()) throw Napi::TypeError::New(env, "filesystems must be an array");
+      Napi::Array filesystems = o.Get("filesystems").As<Napi::Array>();
+      for (uint32_t i = 0; i < filesystems.Length(); ++i) {
+        if (!filesystems.Get(i).IsObject()) throw Napi::TypeError::New(env, "each filesystem must be an object");
+        Napi::Object f = filesystems.Get(i).As<Napi::Object>();
+        config.filesystems.push_back({StringField(f, "socket", true), StringField(f, "tag", true)});
+      }
+    }
     if (o.Has("vsock") && !o.Get("vsock").IsUndefined()) {
       if (!o.Get("vsock").IsObject()) throw Napi::TypeError::New(env, "vsock must be an object");
       Napi::Object v = o.Get("vsock").As<Napi::Object>();

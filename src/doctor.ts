@@ -11,7 +11,8 @@ import { runcVersion } from './container/runc';
 import { ensureAgentBinary, ensureAgentInitramfs } from './guest/agent';
 import { runBuildScript } from './guest/build';
 import { guestKernel } from './guest/kernel';
-import { cacheDir } from './paths';
+import { cacheDir, executableOnPath } from './paths';
+import { startShares, stopShares } from './volumes/virtiofsd';
 import { vmmPath } from './vm/machine';
 import { FrameType } from './agent/frames';
 
@@ -36,7 +37,7 @@ export async function versions(): Promise<Record<string, string>> {
 }
 
 export async function doctor(): Promise<Check[]> {
-  return [await kvm(), await vmmJail(), await runc(), await kernel(), await agent(), await cache()];
+  return [await kvm(), await vmmJail(), await runc(), await network(), await shares(), await kernel(), await agent(), await cache()];
 }
 
 async function check(name: string, fix: string, body: () => Promise<string> | string): Promise<Check> {
@@ -101,6 +102,29 @@ function runc(): Promise<Check> {
       fs.rmSync(root, { recursive: true, force: true });
     }
     return `${version}; a container started and its agent answered`;
+  });
+}
+
+/** passt (a VM's network) and pasta (a container's), from one package. */
+function network(): Promise<Check> {
+  return check('network', 'apt-get install passt (or run with --network none)', () => {
+    const found = ['passt', 'pasta'].map((name) => executableOnPath(name) ?? `${name} missing`);
+    if (found.some((f) => f.endsWith('missing'))) throw new Error(found.join(', '));
+    return found.join(', ');
+  });
+}
+
+/** A virtiofsd must come up in its sandbox, as every VM run with -v needs. */
+function shares(): Promise<Check> {
+  return check('host directories (-v)', 'apt-get install qemu-system-common (virtiofsd), and run vmrun as root; or use --runtime container', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-doctor-'));
+    try {
+      const started = await startShares([{ kind: 'bind', source: dir, target: '/doctor', readOnly: true }]);
+      await stopShares(started);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    return 'a virtiofsd started in its sandbox';
   });
 }
 

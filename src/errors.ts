@@ -64,3 +64,6 @@ export class LockError extends VmrunError {}
 
 /** A network or a published port could not be set up (a port in use, passt missing, ...). */
 export class NetworkError extends VmrunError {}
+
+/** A host path could not be shared into a run (virtiofsd missing or failing, ...). */
+export class VolumeError extends VmrunError {}

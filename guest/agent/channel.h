@@ -21,6 +21,7 @@ enum frame_type {
   FRAME_RESOLV = 11,
   FRAME_HOSTS = 12,
   FRAME_NETWORK = 13,
+  FRAME_MOUNT = 14,
   FRAME_END = 15,
   FRAME_SIGNAL = 16,
   FRAME_RESIZE = 17,

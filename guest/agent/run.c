@@ -13,6 +13,7 @@
 #include "network.h"
 #include "process.h"
 #include "unpack.h"
+#include "volumes.h"
 #include "util.h"
 
 #define UNPACK_ROOT "/mnt/root"
@@ -120,7 +121,7 @@ int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code)
   if (mount_tmpfs(SCRATCH_DIR) != 0) return 125;
   if (mkdir_p(UPPER_DIR) != 0 || mkdir_p(WORK_DIR) != 0 || mkdir_p(EMPTY_DIR) != 0 || prepare_upper(s, hostname) != 0) return 125;
   if (mount_overlay(s->nlayers, EMPTY_DIR, UPPER_DIR, s->readonly ? NULL : WORK_DIR, CONTAINER_ROOT, true) != 0) return 125;
-  if (mount_container_filesystems(CONTAINER_ROOT) != 0) return 125;
+  if (mount_container_filesystems(CONTAINER_ROOT) != 0 || mount_volumes(s, CONTAINER_ROOT) != 0) return 125;
   if (sethostname(hostname, strlen(hostname)) != 0) {
     fail_errno("sethostname %s", hostname);
     return 125;

@@ -28,6 +28,8 @@ static void free_list(char **list) {
 
 void spec_free(struct spec *s) {
   free(s->layers);
+  for (size_t i = 0; i < s->nvolumes; i++) free(s->volumes[i].options), free(s->volumes[i].target);
+  free(s->volumes);
   free_list(s->argv);
   free_list(s->env);
   free(s->workdir), free(s->user), free(s->hostname), free(s->resolv), free(s->hosts);
@@ -177,10 +179,65 @@ static int parse_network(struct spec *s, const unsigned char *payload, size_t le
   return 0;
 }
 
+/* Checks tmpfs options: words mount(8) knows as flags, and size, mode, uid, gid and nr_inodes
+ * with plain values. */
+static bool valid_tmpfs_options(const char *options) {
+  static const char *const flags[] = {"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev"};
+  static const char *const keys[] = {"size=", "mode=", "uid=", "gid=", "nr_inodes="};
+  char copy[256];
+  if (options[0] == '\0' || strlen(options) >= sizeof copy) return false;
+  strcpy(copy, options);
+  for (char *save = NULL, *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+    bool ok = false;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) ok |= strcmp(w, flags[i]) == 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !ok; i++) {
+      size_t n = strlen(keys[i]);
+      ok = strncmp(w, keys[i], n) == 0 && w[n] && strspn(w + n, "0123456789kmgKMG%") == strlen(w + n);
+    }
+    if (!ok) return false;
+  }
+  return options[strlen(options) - 1] != ',' && !strstr(options, ",,");
+}
+
+/* MOUNT: `virtiofs <tag> <ro|rw> <target>` or `tmpfs <options> <target>`; the target is the rest. */
+static int parse_mount(struct spec *s, const unsigned char *payload, size_t len) {
+  if (s->nvolumes == VOLUMES_MAX) return fail("bad spec: more than %d MOUNTs", VOLUMES_MAX);
+  char *text = payload_string("MOUNT", payload, len);
+  if (!text) return -1;
+  struct volume v = {0};
+  char kind[16], first[257], mode[3];
+  int at = 0;
+  bool ok = false;
+  if (sscanf(text, "%15s %256s %n", kind, first, &at) == 2 && strcmp(kind, "tmpfs") == 0) {
+    v.tmpfs = true;
+    ok = valid_tmpfs_options(first) && (v.options = strdup(first)) != NULL;
+  } else if (sscanf(text, "%15s %36[A-Za-z0-9_-] %2s %n", kind, v.tag, mode, &at) == 3 && strcmp(kind, "virtiofs") == 0) {
+    v.readonly = strcmp(mode, "ro") == 0;
+    ok = v.readonly || strcmp(mode, "rw") == 0;
+  }
+  /* A target names a place inside the container: absolute, one line, never the root itself. */
+  const char *target = text + at;
+  ok = ok && at > 0 && target[0] == '/' && target[1] && !strpbrk(target, "\n\r") && (v.target = strdup(target)) != NULL;
+  if (!ok) {
+    fail("bad MOUNT \"%s\": expected \"virtiofs TAG ro|rw TARGET\" or \"tmpfs OPTIONS TARGET\", TARGET absolute and not /", text);
+    free(text), free(v.options), free(v.target);
+    return -1;
+  }
+  free(text);
+  struct volume *grown = realloc(s->volumes, (s->nvolumes + 1) * sizeof *grown);
+  if (!grown) {
+    free(v.options), free(v.target);
+    return fail("out of memory");
+  }
+  s->volumes = grown;
+  s->volumes[s->nvolumes++] = v;
+  return 0;
+}
+
 static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
   char *str;
   if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV || type == FRAME_HOSTS ||
-                       type == FRAME_NETWORK))
+                       type == FRAME_NETWORK || type == FRAME_MOUNT))
     return fail("bad spec: frame type %u in container mode: runc sets that up", type);
   switch (type) {
   case FRAME_ARG:
@@ -226,6 +283,8 @@ static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payl
   case FRAME_NETWORK:
     if (s->network) return fail("bad spec: NETWORK sent twice");
     return parse_network(s, payload, len);
+  case FRAME_MOUNT:
+    return parse_mount(s, payload, len);
   }
   return fail("bad spec: frame type %u is not part of a run spec", type);
 }

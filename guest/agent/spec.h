@@ -25,6 +25,18 @@ struct layer {
   char target[DEVICE_NAME_MAX + 1];
 };
 
+#define VOLUMES_MAX 32
+#define VIRTIOFS_TAG_MAX 36
+
+/* A MOUNT: a host directory or file shared through virtio-fs device `tag`, or a tmpfs with
+ * `options` (mount(8)'s comma-separated words), on `target` inside the container. */
+struct volume {
+  bool tmpfs;
+  char tag[VIRTIOFS_TAG_MAX + 1];
+  bool readonly;
+  char *options, *target;
+};
+
 struct spec {
   enum mode mode;
   struct layer *layers;
@@ -40,9 +52,11 @@ struct spec {
   bool network;
   uint32_t net_address, net_gateway;
   unsigned net_prefix;
+  struct volume *volumes; /* in the order sent: a later one may mount inside an earlier one */
+  size_t nvolumes;
   /* Set before the first frame when the agent runs under runc (`init container`): there are no
-   * block devices and no VM, so LOWER, a LAYER's target, HOSTNAME, READONLY, RESOLV, HOSTS and
-   * NETWORK are
+   * block devices and no VM, so LOWER, a LAYER's target, HOSTNAME, READONLY, RESOLV, HOSTS,
+   * NETWORK and MOUNT are
    * refused (the host and runc set those up) and the root is whatever runc made it. */
   bool container;
   bool ended; /* END arrived */

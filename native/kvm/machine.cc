@@ -13,6 +13,7 @@
 #include "arch/x86_64/mptable.h"
 #include "devices/legacy/i8042.h"
 #include "devices/virtio/block/block.h"
+#include "devices/virtio/fs/fs.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
@@ -37,7 +38,9 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::mov
                    std::to_string(config.vcpus));
   }
 
-  memory_ = std::make_unique<GuestMemory>(config.memory_mib << 20);
+  memory_ = std::make_unique<GuestMemory>(config.memory_mib << 20, config.filesystems.empty()
+                                                                       ? GuestMemory::Backing::kPrivate
+                                                                       : GuestMemory::Backing::kSharedMemfd);
   loader::KernelImage kernel = loader::LoadKernel(config.kernel, *memory_, config.kernel_fd);
   loader::InitrdPlacement initrd;
   if (!config.initrd.empty()) initrd = loader::LoadInitrd(config.initrd, kernel, *memory_, config.initrd_fd);
@@ -49,6 +52,9 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::mov
   }
   if (config.net) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::Net>(std::move(config.net->socket), config.net->mac));
+  }
+  for (FsConfig& fs : config.filesystems) {
+    cmdline += AttachVirtio(std::make_unique<devices::virtio::Fs>(std::move(fs.socket), fs.tag, *memory_));
   }
   if (const auto& vsock = config.vsock) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::vsock::Vsock>(vsock->guest_cid, vsock->uds_path));
@@ -116,6 +122,10 @@ std::string Machine::AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice>
     Fd doorbell(CheckSys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
     vm_->RegisterIoeventfd(base + devices::virtio::MmioTransport::kQueueNotifyOffset, q, doorbell.get());
     const int fd = doorbell.get();
+    if (attached.TakeDoorbell(q, fd)) {
+      device_fds_.push_back(std::move(doorbell));
+      continue;
+    }
     event_loop_.Add(fd, EPOLLIN, [fd, q, transport](uint32_t) {
       uint64_t count;
       (void)!read(fd, &count, sizeof count);

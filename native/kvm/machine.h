@@ -49,6 +49,13 @@ struct NetConfig {
   std::array<uint8_t, 6> mac{};
 };
 
+// A virtio-fs device whose queues a virtiofsd serves (vhost-user), on a connected socket; the
+// guest mounts it by its tag.
+struct FsConfig {
+  Fd socket;
+  std::string tag;
+};
+
 // Files are named (for errors) and given open: `*_fd` and each DiskPart's fd are borrowed and
 // duplicated; the Fds are the machine's from then on.
 struct MachineConfig {
@@ -63,6 +70,7 @@ struct MachineConfig {
   std::vector<DriveConfig> drives;
   std::optional<VsockConfig> vsock;
   std::optional<NetConfig> net;
+  std::vector<FsConfig> filesystems;  // guest RAM is then a shared memfd the back ends map
   Fd console_output;  // the serial port's output is written here
   Fd console_input;   // and its input read from here
 };

@@ -88,6 +88,7 @@ MachineConfig BuildMachineConfig(const control::Config& c, ConfigFds& fds) {
     m.net = NetConfig{fds.Take(), {}};
     std::memcpy(m.net->mac.data(), c.net_mac.data(), m.net->mac.size());
   }
+  for (const std::string& tag : c.fs_tags) m.filesystems.push_back({fds.Take(), tag});
   if (c.has_vsock) m.vsock = VsockConfig{c.vsock_cid, std::string(jail::kVsockDir) + "/" + c.vsock_socket};
   return m;
 }

@@ -21,6 +21,7 @@ export enum FrameType {
   Resolv = 11,
   Hosts = 12,
   Network = 13,
+  Mount = 14,
   End = 15,
   Signal = 16,
   Resize = 17,

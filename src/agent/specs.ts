@@ -6,6 +6,7 @@
 import { AgentError } from '../errors';
 import type { Layer } from '../image/layout';
 import { GUEST_NETWORK, type HostEntry, type NetworkSpec } from '../network/options';
+import { shareTag, type VolumeSpec } from '../volumes/options';
 import { etcFiles } from './etc-files';
 import { FrameType, terminalSize } from './frames';
 import type { AgentSession } from './session';
@@ -26,6 +27,8 @@ export interface RunSpec {
   /** /etc/hosts entries beyond docker's own (`--add-host`). */
   hosts: HostEntry[];
   network: NetworkSpec;
+  /** Host paths bound in and tmpfs mounts, parents before what they hold. */
+  volumes: VolumeSpec[];
 }
 
 /** Where the agent runs: PID 1 of a VM, or the first process of a runc container. */
@@ -54,6 +57,12 @@ export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHom
     session.send(FrameType.Hosts, etc.hosts);
     // In a container, pasta configures eth0 from outside.
     if (spec.network.mode === 'bridge') session.send(FrameType.Network, `${GUEST_NETWORK.address}/${GUEST_NETWORK.prefix} ${GUEST_NETWORK.gateway}`);
+    // Binds are the VM's virtio-fs devices in this order (src/vm/runtime.ts); runc mounts them all in a container.
+    let share = 0;
+    for (const v of spec.volumes) {
+      if (v.kind === 'bind') session.send(FrameType.Mount, `virtiofs ${shareTag(share++)} ${v.readOnly ? 'ro' : 'rw'} ${v.target}`);
+      else session.send(FrameType.Mount, `tmpfs ${v.options.join(',')} ${v.target}`);
+    }
   }
   session.send(FrameType.End);
 }

@@ -7,6 +7,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../errors';
 import { configureLog, type LogFormat } from '../log';
 import { parseNetworkFlags, type PortMapping } from '../network/options';
+import { parseVolumeFlags } from '../volumes/options';
 import { environment } from '../run/env-file';
 import { openImage, type PullPolicy } from '../run/resolve-image';
 import { parseCpus, parseMemory } from '../run/resources';
@@ -36,6 +37,9 @@ interface RunFlags {
   publish: string[];
   dns: string[];
   addHost: string[];
+  volume: string[];
+  mount: string[];
+  tmpfs: string[];
   kernel?: string;
   timeout?: string;
   logLevel?: string;
@@ -65,6 +69,9 @@ export function registerRunCommand(program: Command): void {
     .option('-p, --publish <[ip:]hostPort:containerPort[/proto]>', 'publish a port on the host (containerPort alone: a free host port, printed); repeatable', collect, [])
     .option('--dns <ip>', 'a nameserver for /etc/resolv.conf; repeatable', collect, [])
     .option('--add-host <name:ip>', 'an /etc/hosts entry (ip host-gateway: the host\'s loopback); repeatable', collect, [])
+    .option('-v, --volume <hostPath:target[:ro]>', 'bind a host file or directory (VM: virtio-fs, read-only enforced by the host); repeatable', collect, [])
+    .option('--mount <type=bind|tmpfs,...>', 'type=bind,source=PATH,target=PATH[,readonly] or type=tmpfs,target=PATH[,tmpfs-size=N]; repeatable', collect, [])
+    .option('--tmpfs <target[:options]>', 'a tmpfs (default options noexec,nosuid,nodev); repeatable', collect, [])
     .option('--platform <os/arch>', 'the image platform (this host\'s only)')
     .addOption(new Option('--pull <policy>', 'pull registry images').choices(['always', 'missing', 'never']).default('missing'))
     .option('--name <name>', 'a name for the run (the container\'s name under runc)')
@@ -91,6 +98,7 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
     throw new UsageError(`invalid name ${JSON.stringify(flags.name)}: use letters, digits, _ . and -, starting with a letter or digit`);
   }
   const { network, hosts, dns } = parseNetworkFlags({ network: flags.network, publish: flags.publish, dns: flags.dns, addHost: flags.addHost });
+  const volumes = parseVolumeFlags({ volume: flags.volume, mount: flags.mount, tmpfs: flags.tmpfs });
   const image = await openImage(imageRef, { pull: flags.pull, platform: flags.platform });
   const spec = makeRunSpec(image.config, {
     command,
@@ -104,6 +112,7 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
     network,
     hosts,
     dns,
+    volumes,
   });
   const stdio = { stdin: flags.interactive ? process.stdin : null, stdout: process.stdout, stderr: process.stderr };
   let stopResizes: (() => void) | undefined;

@@ -19,6 +19,7 @@ import { ContainerError } from '../errors';
 import { ensureAgentBinary } from '../guest/agent';
 import { log } from '../log';
 import { onTeardown } from '../teardown';
+import type { VolumeSpec } from '../volumes/options';
 import { bundleConfig, type BindMount, type ContainerLimits } from './bundle';
 import { RUNC_ROOT, removeContainer, runc, runcMessage, runcPath } from './runc';
 
@@ -32,6 +33,7 @@ export interface AgentContainerOptions {
   readOnlyRoot: boolean;
   hostname?: string;
   binds: BindMount[];
+  volumes?: VolumeSpec[];
   limits?: ContainerLimits;
   /** Pass the process's stdio (run mode); unpacking needs only the control connection. */
   stdio: boolean;
@@ -70,6 +72,7 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
       hostname: options.hostname,
       args: [`/proc/self/fd/${agentFd}`, 'container'],
       binds: options.binds,
+      volumes: options.volumes,
       limits: options.limits,
       cgroupsPath: `/vmrun/${id}`,
     })));

@@ -3,6 +3,7 @@
  * config.json: the namespaces, filesystems, limits and seccomp profile of docker's defaults, no
  * network (like a vmrun VM), and the agent as its first process.
  */
+import type { VolumeSpec } from '../volumes/options';
 import { PIDS_LIMIT, seccompProfile } from './seccomp';
 
 
@@ -28,6 +29,8 @@ export interface BundleConfig {
   /** The first process's argv: the agent. */
   args: string[];
   binds: BindMount[];
+  /** The user's binds and tmpfs mounts, mounted after everything else, in this order. */
+  volumes?: VolumeSpec[];
   limits?: ContainerLimits;
   /** The cgroup, relative to each hierarchy's root. */
   cgroupsPath: string;
@@ -60,6 +63,10 @@ const STANDARD_MOUNTS = [
   { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
 ];
 
+function bindMount(b: BindMount): object {
+  return { destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readOnly ? 'ro' : 'rw'] };
+}
+
 export function bundleConfig(c: BundleConfig): object {
   const resources: Record<string, unknown> = { devices: [{ allow: false, access: 'rwm' }], pids: { limit: PIDS_LIMIT } };
   if (c.limits?.memoryBytes !== undefined) resources.memory = { limit: c.limits.memoryBytes, swap: c.limits.memoryBytes };
@@ -82,7 +89,12 @@ export function bundleConfig(c: BundleConfig): object {
     hostname: c.hostname,
     mounts: [
       ...STANDARD_MOUNTS,
-      ...c.binds.map((b) => ({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readOnly ? 'ro' : 'rw'] })),
+      ...c.binds.map(bindMount),
+      ...(c.volumes ?? []).map((v) =>
+        v.kind === 'bind'
+          ? bindMount({ source: v.source, destination: v.target, readOnly: v.readOnly })
+          : { destination: v.target, type: 'tmpfs', source: 'tmpfs', options: v.options },
+      ),
     ],
     linux: {
       namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup'].map((type) => ({ type })),

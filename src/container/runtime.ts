@@ -20,7 +20,8 @@ import { ensureLayerDirs, type LayerDirs } from './layer-dirs';
 import { mountRunOverlay } from './overlay';
 import { runcPath } from './runc';
 import type { PortMapping } from '../network/options';
-import { loopbackOnly, startPasta, type UserNetwork } from '../network/user-net';
+import { claimPorts, loopbackOnly, startPasta, type UserNetwork } from '../network/user-net';
+import { withRealSources } from '../volumes/options';
 
 export interface ContainerResources extends ContainerLimits {
   /** runc's name for the container. */
@@ -45,6 +46,9 @@ export async function runInContainer(
   onStart?: (control: RunControl) => void,
 ): Promise<ContainerRunResult> {
   runcPath();  // before anything is unpacked or mounted: without runc, none of it is any use
+  const volumes = withRealSources(spec.volumes);
+  // A port in use is an error to give before a long unpack, not after.
+  const bridge = spec.network.mode === 'bridge' ? { ...spec.network, publish: await claimPorts(spec.network.publish) } : undefined;
   const layers = await ensureLayerDirs(image);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-run-'));
   let mounted = false;
@@ -53,9 +57,8 @@ export async function runInContainer(
     mounted = true;
     try {
       const binds = etcBinds(spec, path.join(dir, 'etc'));
-      const options = { root: overlay.root, readOnlyRoot: spec.readOnly, hostname: spec.hostname, binds, limits: resources, stdio: true, name: resources.name };
+      const options = { root: overlay.root, readOnlyRoot: spec.readOnly, hostname: spec.hostname, binds, volumes, limits: resources, stdio: true, name: resources.name };
       return await withAgentContainer(options, async ({ session, sockets, stop, pid }) => {
-        const bridge = spec.network.mode === 'bridge' ? spec.network : undefined;
         const network = await withNetns(await pid(), async (fd): Promise<UserNetwork | undefined> => (bridge ? startPasta(bridge, fd) : loopbackOnly(fd)));
         try {
           if (network) resources.onPublished?.(network.published);

@@ -10,7 +10,7 @@
  * nobody before it joins a namespace, so it is kept as root (`--runas 0:0`) and confines itself
  * once the tap is up (its own namespaces, no capabilities, seccomp), as it always does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -20,16 +20,18 @@ import path from 'node:path';
 import { NetworkError } from '../errors';
 import { log } from '../log';
 import { executableOnPath } from '../paths';
-import { onTeardown } from '../teardown';
+import { exitOf, readText, stderrOf, stopper, unixListening, until, waitGone } from '../sidecar';
 import { GUEST_NETWORK, type NetworkSpec, type PortMapping } from './options';
 
 type BridgeNetwork = Extract<NetworkSpec, { mode: 'bridge' }>;
 
 /** nobody's ids, which passt takes when started by root. */
 const NOBODY = 65534;
-/** How long passt or pasta gets to come up. */
-const START_TIMEOUT_MS = 10_000;
 const MTU = 1500;
+/** passt's and pasta's advice when started by root, which vmrun follows its own way. */
+const NOT_AS_ROOT = /^Don't run as root/;
+
+const networkError = (message: string) => new NetworkError(message);
 
 export interface UserNetwork {
   /** The ports as published, each with its host port (picked here for `-p CONTAINERPORT`). */
@@ -52,9 +54,9 @@ export async function startPasst(network: BridgeNetwork): Promise<(UserNetwork &
   const socket = path.join(dir, 'net.sock');
   const args = ['-f', '-q', '--one-off', '-s', socket, ...(root ? ['--runas', `${NOBODY}:${NOBODY}`] : []), ...commonArgs(network, published)];
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const stop = stopper(() => child.kill('SIGKILL'), exitOf(child), dir);
+  const stop = stopper(() => child.kill('SIGKILL'), exitOf(child), dir, 'passt');
   try {
-    await until(() => fs.existsSync(socket), exitOf(child), 'passt', stderrOf(child));
+    await until(() => unixListening(socket), exitOf(child), 'passt', stderrOf(child, NOT_AS_ROOT), networkError);
     await checkListening(published);
   } catch (err) {
     await stop();
@@ -82,7 +84,7 @@ export async function startPasta(network: BridgeNetwork, netnsFd: number): Promi
   ];
   // Without -f pasta goes to the background once the tap is configured: its parent's exit says so.
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe', netnsFd] });
-  const stderr = stderrOf(child);
+  const stderr = stderrOf(child, NOT_AS_ROOT);
   const code = await exitOf(child);
   const pid = code === 0 ? Number(readText(pidFile)) : NaN;
   if (!Number.isInteger(pid) || pid <= 1) {
@@ -95,7 +97,7 @@ export async function startPasta(network: BridgeNetwork, netnsFd: number): Promi
     } catch {
       // gone already
     }
-  }, waitGone(pid), dir);
+  }, waitGone(pid), dir, 'pasta');
   try {
     await checkListening(published);
   } catch (err) {
@@ -111,7 +113,7 @@ export async function startPasta(network: BridgeNetwork, netnsFd: number): Promi
  */
 export async function loopbackOnly(netnsFd: number): Promise<undefined> {
   const child = spawn('nsenter', ['--net=/proc/self/fd/3', 'ip', 'link', 'set', 'dev', 'lo', 'up'], { stdio: ['ignore', 'ignore', 'pipe', netnsFd] });
-  const stderr = stderrOf(child);
+  const stderr = stderrOf(child, NOT_AS_ROOT);
   const code = await exitOf(child);
   if (code !== 0) throw new NetworkError(`bringing up lo in the container failed: ${stderr() || `exit status ${code}`} (nsenter and ip come with util-linux and iproute2)`);
   return undefined;
@@ -156,11 +158,12 @@ function passtBinary(name: 'passt' | 'pasta'): string {
 
 /**
  * Checks that each host port is free, and picks a free one where none was given. passt binds
- * them itself a moment later; checkListening then confirms it did.
+ * them itself a moment later; checkListening then confirms it did. A container's run calls it
+ * first, before the unpack, and hands pasta the result.
  */
-async function claimPorts(publish: PortMapping[]): Promise<PortMapping[]> {
+export async function claimPorts(publish: PortMapping[]): Promise<PortMapping[]> {
   const claimed: PortMapping[] = [];
-  for (const p of publish) claimed.push({ ...p, hostPort: await tryBind(p), picked: p.hostPort === 0 });
+  for (const p of publish) claimed.push({ ...p, hostPort: await tryBind(p), picked: p.picked || p.hostPort === 0 });
   return claimed;
 }
 
@@ -195,7 +198,7 @@ async function tryBind(p: PortMapping): Promise<number> {
 /** Waits until every published TCP port listens and every UDP port is bound, as the kernel says. */
 async function checkListening(published: PortMapping[]): Promise<void> {
   const missing = () => published.filter((p) => !boundPorts(p.protocol).has(p.hostPort));
-  await until(() => missing().length === 0, undefined, 'the published ports', () => missing().map((p) => `${p.hostPort}/${p.protocol}`).join(', '));
+  await until(() => missing().length === 0, undefined, 'the published ports', () => missing().map((p) => `${p.hostPort}/${p.protocol}`).join(', '), networkError);
 }
 
 /** Local ports in LISTEN (TCP) or bound (UDP) on this host, IPv4 and IPv6. */
@@ -210,66 +213,4 @@ function boundPorts(protocol: 'tcp' | 'udp'): Set<number> {
     }
   }
   return ports;
-}
-
-/** Polls `ready` until it holds; fails when `exited` settles first or the time runs out. */
-async function until(ready: () => boolean, exited: Promise<number | null> | undefined, what: string, detail: () => string): Promise<void> {
-  let gone = false;
-  void exited?.then(() => (gone = true));
-  const deadline = performance.now() + START_TIMEOUT_MS;
-  for (let wait = 1; !ready(); wait = Math.min(wait * 2, 50)) {
-    if (gone) throw new NetworkError(`${what} failed to start: ${detail() || 'it exited'}`);
-    if (performance.now() > deadline) throw new NetworkError(`${what} did not come up within ${START_TIMEOUT_MS / 1000} s${detail() ? `: ${detail()}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, wait));
-  }
-}
-
-function exitOf(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-    child.once('exit', (code) => resolve(code));
-    child.once('error', () => resolve(null));
-  });
-}
-
-/** The end of what the child wrote to stderr, one line. */
-function stderrOf(child: ChildProcess): () => string {
-  let text = '';
-  child.stderr?.on('data', (chunk: Buffer) => (text = (text + chunk.toString('utf8')).slice(-2000)));
-  return () => text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith("Don't run as root")).join('; ');
-}
-
-/**
- * Polls until process `pid` has exited. A zombie has: its sockets are closed, and reaping it is
- * the business of whoever adopted the daemon, however slow.
- */
-async function waitGone(pid: number): Promise<void> {
-  for (;;) {
-    const stat = readText(`/proc/${pid}/stat`);
-    // pid (comm) STATE ...: comm may hold spaces and parentheses, so the state follows the last ')'.
-    if (stat === '' || /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** Stops the process once (also when vmrun is torn down), then removes its directory. */
-function stopper(kill: () => void, gone: Promise<unknown>, dir: string): () => Promise<void> {
-  const unregister = onTeardown(kill);
-  let stopped: Promise<void> | undefined;
-  return () =>
-    (stopped ??= (async () => {
-      kill();
-      await gone;
-      unregister();
-      fs.rmSync(dir, { recursive: true, force: true });
-      log.debug('user-mode network stopped');
-    })());
-}
-
-function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
 }

@@ -9,6 +9,7 @@ import type { RunSpec } from '../agent/specs';
 import { RunSpecError } from '../errors';
 import type { ImageConfig } from '../image/config';
 import { GUEST_NETWORK, type HostEntry, type NetworkSpec } from '../network/options';
+import type { VolumeSpec } from '../volumes/options';
 
 export type { RunSpec };
 
@@ -37,6 +38,8 @@ export interface RunOptions {
   hosts?: HostEntry[];
   /** Nameservers for /etc/resolv.conf (`--dns`). */
   dns?: string[];
+  /** `-v`, `--mount` and `--tmpfs`, parsed (src/volumes/options.ts). */
+  volumes?: VolumeSpec[];
 }
 
 
@@ -71,6 +74,7 @@ export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunS
     resolvConf: resolvConf(network, options.dns ?? []),
     hosts: options.hosts ?? [],
     network,
+    volumes: options.volumes ?? [],
   };
 }
 

@@ -30,6 +30,8 @@ export interface AgentVmOptions {
   kernel?: string;
   /** A virtio-net device, passt's socket at the other end. */
   net?: { socketPath: string };
+  /** virtio-fs devices, each a virtiofsd's socket and the tag the guest mounts it by. */
+  filesystems?: { socketPath: string; tag: string }[];
 }
 
 /** Host-side milestones of one VM, in milliseconds from the moment it was asked for. */
@@ -75,6 +77,7 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
       drives: options.drives,
       vsock: { cid: GUEST_CID, socketPath: listener.socketPath },
       net: options.net,
+      filesystems: options.filesystems,
     });
     const booted = vm;
     unregister = onTeardown(() => booted.kill());

@@ -40,6 +40,12 @@ export interface BootOptions {
    * locally administered one).
    */
   net?: { socketPath: string; mac?: Buffer };
+  /**
+   * virtio-fs devices, each served by the virtiofsd listening on `socketPath` (the VMM connects at
+   * boot, as a vhost-user front end), mounted by the guest as `tag` (1 to 36 bytes). Guest RAM is
+   * then a memfd that each virtiofsd maps.
+   */
+  filesystems?: { socketPath: string; tag: string }[];
 }
 
 /**
@@ -112,6 +118,10 @@ export class Machine {
         options.net === undefined
           ? undefined
           : { socket: requireString(options.net?.socketPath, 'net.socketPath'), mac: requireMac(options.net?.mac ?? randomMac()) },
+      filesystems: (options.filesystems ?? []).map((f, i) => ({
+        socket: requireString(f?.socketPath, `filesystems[${i}].socketPath`),
+        tag: requireString(f?.tag, `filesystems[${i}].tag`),
+      })),
     };
     const { NativeMachine } = loadAddon();
     // The exit callback cannot run before start(), so `machine` is always set by then.

@@ -16,6 +16,7 @@ export interface NativeMachineConfig {
   drives?: { parts: { path: string; offset: number }[]; readOnly: boolean }[];
   vsock?: { cid: number; path: string };
   net?: { socket: string; mac: Buffer };
+  filesystems?: { socket: string; tag: string }[];
 }
 
 export type NativeExitKind = 'reset' | 'stopped' | 'triple-fault' | 'error';

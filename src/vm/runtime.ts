@@ -17,6 +17,7 @@ import { ensureLayerDisks, layerPartitions, layersDrive, type LayerDisks } from 
 import type { MachineExit } from './machine';
 import type { PortMapping } from '../network/options';
 import { startPasst } from '../network/user-net';
+import { startShares, stopShares, type Share } from '../volumes/virtiofsd';
 
 export interface VmResources {
   memoryMiB?: number;
@@ -45,9 +46,12 @@ export async function runInVm(
   resources: VmResources = {},
   onStart?: (control: RunControl) => void,
 ): Promise<VmRunResult> {
-  // First: a port in use is an error to give before a long unpack, not after.
+  // First: a port in use or a share that cannot be served is an error to give before a long
+  // unpack, not after.
   const network = spec.network.mode === 'bridge' ? await startPasst(spec.network) : undefined;
+  let shares: Share[] = [];
   try {
+    shares = await startShares(spec.volumes);
     const layers = await ensureLayerDisks(image, { kernel: resources.kernel });
     // The only disk: vda, its partitions vda1, vda2, ... the layers.
     const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
@@ -58,6 +62,7 @@ export async function runInVm(
       vcpus: resources.vcpus ?? 1,
       kernel: resources.kernel,
       net: network && { socketPath: network.socket },
+      filesystems: shares.map((s) => ({ socketPath: s.socket, tag: s.tag })),
     };
     return await withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
       // Without passt (an offline host) the guest gets no NIC and the agent configures lo alone.
@@ -70,6 +75,6 @@ export async function runInVm(
       return { exitCode, layers, host: timings, guest: session.phasesMs() };
     });
   } finally {
-    await network?.stop();
+    await Promise.all([network?.stop(), stopShares(shares)]);
   }
 }

@@ -108,3 +108,12 @@ export function passtProcesses(): string[] {
     return [];
   }
 }
+
+/** virtiofsd processes still running. */
+export function virtiofsdProcesses(): string[] {
+  try {
+    return execFileSync('pgrep', ['-a', 'virtiofsd'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}

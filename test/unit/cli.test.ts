@@ -8,7 +8,7 @@ import path from 'node:path';
 
 import t, { type Test } from 'tap';
 
-import { leftovers, ociRef, passtProcesses, until, vmrun } from '../helpers/cli';
+import { leftovers, ociRef, passtProcesses, until, virtiofsdProcesses, vmrun } from '../helpers/cli';
 import { layoutOf } from '../helpers/images';
 import { pushLayout, startRegistry } from '../helpers/registry';
 
@@ -83,6 +83,33 @@ t.test("what a run's network cannot be gets docker's one-line error and 125 befo
     await fails(t, [...r, '--add-host', 'nocolon', image, 'true'], 125, /^vmrun: invalid --add-host "nocolon"/);
   }
   t.same(passtProcesses(), [], 'no passt or pasta left');
+});
+
+t.test("what a run's volumes cannot be gets a one-line error and 125 before anything starts, in both runtimes", async (t) => {
+  const image = await ociRef('busybox');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-cli-vol-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const runtime of canContainer ? ['vm', 'container'] : ['vm']) {
+    const r = ['--runtime', runtime];
+    await fails(t, [...r, '-v', `${dir}/missing:/data`, image, 'true'], 125, /^vmrun: invalid mount config for type "bind": bind source path does not exist: .*\/missing \(create it first, or fix the path\)\n$/);
+    await fails(t, [...r, '-v', 'named:/data', image, 'true'], 125, /^vmrun: named volumes are not supported/);
+    await fails(t, [...r, '-v', `${dir}:relative`, image, 'true'], 125, /^vmrun: invalid mount target "relative": it must be an absolute path/);
+    await fails(t, [...r, '-v', `${dir}:/data:rx`, image, 'true'], 125, /^vmrun: invalid volume mode "rx"/);
+    await fails(t, [...r, '-v', `${dir}:/data`, '--tmpfs', '/data', image, 'true'], 125, /^vmrun: duplicate mount point: \/data/);
+    await fails(t, [...r, '--mount', 'type=volume,target=/data', image, 'true'], 125, /^vmrun: --mount type=volume is not supported/);
+    await fails(t, [...r, '--mount', `type=bind,target=/data`, image, 'true'], 125, /^vmrun: invalid --mount .*source is required/);
+    await fails(t, [...r, '--tmpfs', '/data:size=lots', image, 'true'], 125, /^vmrun: invalid tmpfs option "size=lots"/);
+  }
+  t.same(virtiofsdProcesses(), [], 'no virtiofsd left');
+});
+
+t.test('a VM that cannot start leaves no virtiofsd and no share behind', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-cli-vol-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // The kernel is no kernel, so the run fails after its virtiofsd started (or, on a host whose
+  // KVM cannot run a guest, at the unpack VM); `fails` finds any share directory left in TMPDIR.
+  await fails(t, ['--runtime', 'vm', '--network', 'none', '--kernel', '/etc/passwd', '-v', `${dir}:/data`, await ociRef('busybox'), 'true'], 125, /./);
+  t.same(virtiofsdProcesses(), [], 'no virtiofsd left');
 });
 
 t.test('--help and --version exit 0', async (t) => {

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -25,6 +27,7 @@
 #include "unpack.h"
 #include "user.h"
 #include "util.h"
+#include "volumes.h"
 
 static int tests, failures;
 static const char *fixtures; /* directory the fixture script wrote to */
@@ -281,6 +284,56 @@ static void test_breakouts(void) {
   root = new_root("sneaky");
   ok(unpack(root, "sneaky-dotdot.sha256", "sneaky-dotdot.tar", COMPRESSION_NONE, 0, 1) != 0 && strstr(agent_error, "breakout"),
      "a/../../ entry refused: %s", agent_error);
+}
+
+/* --- volumes ------------------------------------------------------------------------------ */
+
+static bool is_tmpfs(const char *path) {
+  struct statfs st;
+  return statfs(path, &st) == 0 && st.f_type == 0x01021994; /* TMPFS_MAGIC */
+}
+
+static void test_volumes(void) {
+  unsigned long flags = 0;
+  char data[64] = "";
+  ok(tmpfs_options("noexec,nosuid,nodev,size=64m,exec,mode=1777", &flags, data, sizeof data) == 0 &&
+         flags == (MS_NOSUID | MS_NODEV) && strcmp(data, "size=64m,mode=1777") == 0,
+     "tmpfs options: later words win, the rest is data");
+  ok(tmpfs_options("size=1234567890123456789012345678901234567890,mode=1777", &flags, data, 16) != 0, "tmpfs data too long refused");
+
+  /* The image's symlinks lead a target only to places inside the root, as the container sees them. */
+  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+    ok(false, "a mount namespace for the volume tests: %s", strerror(errno));
+    return;
+  }
+  const char *root = new_root("volumes");
+  char outside[4096], etc_in_root[4096];
+  snprintf(outside, sizeof outside, "%s/outside", scratch);
+  snprintf(etc_in_root, sizeof etc_in_root, "%s/etc", root);
+  mkdir(etc_in_root, 0755);
+  ok(symlink("/etc", path_in(root, "abs")) == 0 && symlink("../../../../../../..", path_in(root, "up")) == 0 &&
+         symlink(outside, path_in(root, "out")) == 0,
+     "volume fixtures");
+  struct spec s;
+  spec_init(&s);
+  struct volume v[3] = {{.tmpfs = true, .options = "nosuid,size=1m", .target = "/abs/made/here"},
+                        {.tmpfs = true, .options = "ro", .target = "/up/top"},
+                        {.tmpfs = true, .options = "rw", .target = "/out/x"}};
+  s.volumes = v, s.nvolumes = 2;
+  int rc = mount_volumes(&s, root);
+  char made[4096], top[4096], x[4200];
+  snprintf(made, sizeof made, "%s/etc/made/here", root);
+  snprintf(top, sizeof top, "%s/top", root);
+  snprintf(x, sizeof x, "%s/x", outside);
+  ok(rc == 0 && is_tmpfs(made) && is_tmpfs(top), "tmpfs volumes through symlinks land inside the root (%s)", rc ? agent_error : "");
+  ok(mkdir(path_in(root, "top/d"), 0755) != 0 && errno == EROFS, "a read-only tmpfs refuses writes");
+  /* A symlink to a host path that the root lacks leads nowhere: an error, and nothing made. */
+  mkdir(outside, 0755);
+  s.volumes = v + 2, s.nvolumes = 1;
+  ok(mount_volumes(&s, root) != 0 && strstr(agent_error, "/out") && !exists(x) && !exists("/etc/made"),
+     "nothing made outside the root (%s)", agent_error);
+  s.volumes = NULL, s.nvolumes = 0;
+  umount2(made, MNT_DETACH), umount2(top, MNT_DETACH);
 }
 
 static void test_stream_errors(void) {
@@ -583,6 +636,25 @@ static void test_spec(void) {
     }
     ok(refused, "malformed NETWORK refused");
   }
+  ok(add(&s, FRAME_MOUNT, "virtiofs vol0 ro /data dir") == 0 && s.nvolumes == 1 && !s.volumes[0].tmpfs &&
+         strcmp(s.volumes[0].tag, "vol0") == 0 && s.volumes[0].readonly && strcmp(s.volumes[0].target, "/data dir") == 0,
+     "MOUNT virtiofs: tag, read-only, a target with a space");
+  ok(add(&s, FRAME_MOUNT, "tmpfs noexec,nosuid,nodev,size=64m,mode=1777 /run/x") == 0 && s.nvolumes == 2 && s.volumes[1].tmpfs &&
+         strcmp(s.volumes[1].options, "noexec,nosuid,nodev,size=64m,mode=1777") == 0,
+     "MOUNT tmpfs: options and target");
+  {
+    const char *malformed[] = {"virtiofs vol0 ro relative", "virtiofs vol0 rx /d", "virtiofs vol0 ro /", "virtiofs bad/tag ro /d",
+                               "virtiofs 0123456789012345678901234567890123456 rw /d", "tmpfs size=1m;rm /d", "tmpfs nosuid,,dev /d",
+                               "tmpfs bind /d", "tmpfs size= /d", "tmpfs nosuid /d\nx", "nfs x ro /d", "virtiofs vol0 ro"};
+    bool refused = true;
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+      struct spec t;
+      spec_init(&t);
+      refused = refused && add(&t, FRAME_MODE, "run") == 0 && add(&t, FRAME_MOUNT, malformed[i]) != 0;
+      spec_free(&t);
+    }
+    ok(refused, "malformed MOUNT refused");
+  }
   ok(add(&s, FRAME_SIGNAL, "1234") != 0, "SIGNAL inside the spec refused");
   ok(add(&s, 99, "") != 0, "unknown frame type refused");
   spec_free(&s);
@@ -593,10 +665,10 @@ static void test_spec(void) {
   ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
      "container mode: a run spec without LOWER");
   spec_free(&s);
-  const char *runc_frames[] = {"LOWER", "HOSTNAME", "READONLY", "RESOLV", "HOSTS", "NETWORK"};
-  const uint8_t runc_types[] = {FRAME_LOWER, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS, FRAME_NETWORK};
-  const char *payloads[] = {"vda1", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n", "10.0.2.15/24 10.0.2.2"};
-  for (size_t i = 0; i < 6; i++) {
+  const char *runc_frames[] = {"LOWER", "HOSTNAME", "READONLY", "RESOLV", "HOSTS", "NETWORK", "MOUNT"};
+  const uint8_t runc_types[] = {FRAME_LOWER, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS, FRAME_NETWORK, FRAME_MOUNT};
+  const char *payloads[] = {"vda1", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n", "10.0.2.15/24 10.0.2.2", "tmpfs rw /x"};
+  for (size_t i = 0; i < 7; i++) {
     spec_init(&s);
     s.container = true;
     ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, runc_types[i], payloads[i]) != 0, "container mode: %s refused", runc_frames[i]);
@@ -755,6 +827,7 @@ int main(int argc, char **argv) {
   test_progress();
   test_layers();
   test_breakouts();
+  test_volumes();
   test_stream_errors();
   test_users();
   test_frames();

@@ -11,6 +11,8 @@ namespace {
 constexpr size_t kMaxName = 4096;
 constexpr uint32_t kMaxDrives = 16;
 constexpr uint32_t kMaxParts = 128;
+constexpr uint32_t kMaxFilesystems = 8;
+constexpr size_t kMaxTag = 36;
 
 void PutStatus(Writer& w, const Status& s) { w.U64(s.guest_bytes).U64(s.guest_resident_bytes).U64(s.boot_timer_ns); }
 
@@ -26,6 +28,7 @@ Status GetStatus(Reader& r) {
 size_t Config::FdCount() const {
   size_t n = 4 + (has_initrd ? 1 : 0) + (has_net ? 1 : 0) + (has_vsock ? 1 : 0);
   for (const Drive& d : drives) n += d.parts.size();
+  n += fs_tags.size();
   return n;
 }
 
@@ -37,7 +40,10 @@ std::string Encode(const Config& c) {
     w.U8(d.read_only).U32(static_cast<uint32_t>(d.parts.size()));
     for (const Config::Part& p : d.parts) w.Str(p.name).U64(p.offset);
   }
-  w.U8(c.has_vsock).U64(c.vsock_cid).Str(c.vsock_socket).U8(c.has_net).Str(c.net_mac).U32(c.jail_uid).U32(c.jail_gid);
+  w.U8(c.has_vsock).U64(c.vsock_cid).Str(c.vsock_socket).U8(c.has_net).Str(c.net_mac);
+  w.U32(static_cast<uint32_t>(c.fs_tags.size()));
+  for (const std::string& tag : c.fs_tags) w.Str(tag);
+  w.U32(c.jail_uid).U32(c.jail_gid);
   return w.bytes();
 }
 
@@ -72,6 +78,9 @@ Config DecodeConfig(const std::string& bytes) {
   c.has_net = r.U8();
   c.net_mac = r.Str(6);
   if (c.has_net && c.net_mac.size() != 6) throw VmmError("malformed control message: a MAC address is 6 bytes");
+  const uint32_t filesystems = r.U32();
+  if (filesystems > kMaxFilesystems) throw VmmError("malformed control message: too many filesystems");
+  for (uint32_t i = 0; i < filesystems; ++i) c.fs_tags.push_back(r.Str(kMaxTag));
   c.jail_uid = r.U32();
   c.jail_gid = r.U32();
   r.End();

@@ -19,7 +19,8 @@ enum class Type : uint32_t {
 
 // Everything a VMM process needs, its files as descriptors in this order: /dev/kvm, the kernel,
 // the initrd (if any), the console's output (written) and input (read), each drive part, the
-// network's socket (connected to passt, if any), the vsock directory (an O_PATH descriptor, if
+// network's socket (connected to passt, if any), each filesystem's socket (connected to its
+// virtiofsd), the vsock directory (an O_PATH descriptor, if
 // any).
 struct Config {
   std::string kernel_name, initrd_name;  // for errors only
@@ -35,6 +36,7 @@ struct Config {
   std::string vsock_socket;  // the listening socket's name inside the vsock directory
   bool has_net = false;
   std::string net_mac;  // 6 bytes: the guest's MAC address
+  std::vector<std::string> fs_tags;  // one virtio-fs device each
   uint32_t jail_uid = 0, jail_gid = 0;  // the ids to drop to when started as root
 
   size_t FdCount() const;

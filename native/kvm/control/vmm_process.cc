@@ -79,6 +79,10 @@ VmmProcess::VmmProcess(const LaunchConfig& c, ExitCallback on_exit) : on_exit_(s
     config.net_mac = c.net_mac;
     files.push_back(ConnectUnix(c.net_socket, "network socket"));
   }
+  for (const LaunchConfig::Filesystem& fs : c.filesystems) {
+    config.fs_tags.push_back(fs.tag);
+    files.push_back(ConnectUnix(fs.socket, "virtio-fs socket"));
+  }
   if (c.has_vsock) {
     const size_t slash = c.vsock_path.find_last_of('/');
     const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : c.vsock_path.substr(0, slash);

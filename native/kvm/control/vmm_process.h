@@ -31,6 +31,11 @@ struct LaunchConfig {
   std::string vsock_path;  // the VMM listens here; its directory is all of the host it sees
   std::string net_socket;  // empty: no network; else passt's Unix socket, connected to here
   std::string net_mac;     // 6 bytes
+  struct Filesystem {
+    std::string socket;  // its virtiofsd's vhost-user socket, connected to here
+    std::string tag;     // what the guest mounts it by
+  };
+  std::vector<Filesystem> filesystems;
 };
 
 class VmmProcess {

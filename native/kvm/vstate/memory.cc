@@ -1,5 +1,6 @@
 #include "vstate/memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <cstdio>
 #include <string>
@@ -10,21 +11,37 @@
 
 namespace vmm {
 
-GuestMemory::GuestMemory(uint64_t size_bytes) : size_(size_bytes) {
+GuestMemory::GuestMemory(uint64_t size_bytes, Backing backing) : size_(size_bytes) {
   // NORESERVE: guest RAM is backed lazily, so a VM costs only the pages its guest touches. The
   // guard after it costs address space only: a device bug that overruns RAM by up to 4 GiB (a
   // 32-bit length that wrapped) faults here instead of reaching the VMM's own memory.
   void* host = mmap(nullptr, size_bytes + kGuardBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (host == MAP_FAILED) throw SysError("mmap", errno, "guest memory of " + std::to_string(size_bytes) + " bytes");
   mapping_ = static_cast<uint8_t*>(host);
-  if (mprotect(host, size_bytes, PROT_READ | PROT_WRITE) != 0) {
-    const int err = errno;
+  const std::string what = "guest memory of " + std::to_string(size_bytes) + " bytes";
+  try {
+    if (backing == Backing::kSharedMemfd) {
+      MapMemfd(what);
+    } else {
+      CheckSys(mprotect(host, size_bytes, PROT_READ | PROT_WRITE), "mprotect", what);
+    }
+  } catch (...) {
     munmap(host, size_bytes + kGuardBytes);
-    throw SysError("mprotect", err, "guest memory of " + std::to_string(size_bytes) + " bytes");
+    throw;
   }
   uint64_t low = size_bytes < layout::kMmioHoleStart ? size_bytes : layout::kMmioHoleStart;
   regions_.push_back({0, low, mapping_});
   if (size_bytes > low) regions_.push_back({layout::kHighRamStart, size_bytes - low, mapping_ + low});
+}
+
+void GuestMemory::MapMemfd(const std::string& what) {
+  memfd_ = Fd(CheckSys(memfd_create("vmrun-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create", what));
+  CheckSys(ftruncate(memfd_.get(), static_cast<off_t>(size_)), "ftruncate", what);
+  // Sealed at its size: a back end that maps it cannot shrink it under the VMM (which would then
+  // fault on the missing pages) nor grow it.
+  CheckSys(fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), "fcntl(F_ADD_SEALS)", what);
+  void* at = mmap(mapping_, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, memfd_.get(), 0);
+  if (at == MAP_FAILED) throw SysError("mmap", errno, what);
 }
 
 GuestMemory::~GuestMemory() {

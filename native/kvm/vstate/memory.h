@@ -1,12 +1,16 @@
-// Guest RAM: one anonymous host mapping laid out as up to two guest-physical regions (below the
-// 32-bit MMIO hole and above 4 GiB). Every access to guest memory goes through this class, which
+// Guest RAM: one host mapping laid out as up to two guest-physical regions (below the 32-bit
+// MMIO hole and above 4 GiB): anonymous memory, or a memfd when another process (a vhost-user
+// back end) must map it too. Every access to guest memory goes through this class, which
 // checks that the whole range lies inside one region: guest addresses are never trusted.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
+
+#include "fd.h"
 
 namespace vmm {
 
@@ -21,7 +25,8 @@ class GuestMemory {
   // Inaccessible address space mapped right after guest RAM: 4 GiB and a page.
   static constexpr uint64_t kGuardBytes = (uint64_t{1} << 32) + 4096;
 
-  explicit GuestMemory(uint64_t size_bytes);
+  enum class Backing { kPrivate, kSharedMemfd };
+  explicit GuestMemory(uint64_t size_bytes, Backing backing = Backing::kPrivate);
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
@@ -44,11 +49,18 @@ class GuestMemory {
     Write(addr, &value, sizeof(T), what);
   }
 
+  // The memfd behind a kSharedMemfd memory (-1 otherwise), and where a region starts in it.
+  int shared_fd() const { return memfd_.get(); }
+  uint64_t FileOffset(const MemoryRegion& r) const { return static_cast<uint64_t>(r.host - mapping_); }
+
   // Bytes of guest RAM the host has actually backed with pages (mincore).
   uint64_t ResidentBytes() const;
 
  private:
+  void MapMemfd(const std::string& what);
+
   uint8_t* mapping_ = nullptr;
+  Fd memfd_;
   uint64_t size_;
   std::vector<MemoryRegion> regions_;
 };

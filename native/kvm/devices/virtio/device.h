@@ -21,6 +21,7 @@ constexpr uint32_t kDeviceIdNet = 1;
 constexpr uint32_t kDeviceIdBlock = 2;
 constexpr uint32_t kDeviceIdEntropy = 4;
 constexpr uint32_t kDeviceIdVsock = 19;
+constexpr uint32_t kDeviceIdFs = 26;
 
 class VirtioDevice {
  public:
@@ -41,6 +42,13 @@ class VirtioDevice {
   // for a queue to be processed through `process_queue`, never from inside Process, where the
   // transport holds its lock.
   virtual void Activate(EventLoop& /*loop*/, std::function<void(uint16_t queue_index)> /*process_queue*/) {}
+  // For a device whose queues another process serves (vhost-user): keeps (a duplicate of) the
+  // queue's doorbell eventfd, to hand over, and returns true; the builder then leaves it off the
+  // device thread. Called once per queue by the builder.
+  virtual bool TakeDoorbell(uint16_t /*queue_index*/, int /*doorbell_fd*/) { return false; }
+  // The driver set DRIVER_OK and every ready queue is valid. Called on a vCPU thread, with the
+  // transport's lock held.
+  virtual void DriverReady(const std::vector<Queue>& /*queues*/) {}
 };
 
 }  // namespace vmm::devices::virtio

@@ -130,6 +130,7 @@ void MmioTransport::SetStatus(uint32_t status) {
       return;
     }
   }
+  device_->DriverReady(queues_);
 }
 
 void MmioTransport::Reset() {
