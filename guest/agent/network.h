@@ -4,9 +4,9 @@
 
 #include "spec.h"
 
-/* Brings lo up and, with NETWORK, eth0 with its address and the default route through the
- * gateway; IPv6 then configures itself from the router advertisements passt sends. 0, or -1
- * with agent_error set. */
+/* Brings lo up and, with NETWORK, eth0 with its addresses and the default routes through the
+ * gateways (IPv4, and IPv6 when the frame has it; no router advertisements are followed). 0, or
+ * -1 with agent_error set. */
 int network_up(const struct spec *s);
 
 #endif

@@ -163,18 +163,26 @@ static int set_once(char **field, const char *what, const unsigned char *payload
   return *field ? 0 : -1;
 }
 
-/* NETWORK: `<a.b.c.d>/<prefix> <a.b.c.d>`, eth0's address and its default gateway. */
+/* NETWORK: `<a.b.c.d>/<prefix> <a.b.c.d>[ <ipv6>/<prefix> <ipv6>]`, eth0's addresses and its
+ * default gateways. */
 static int parse_network(struct spec *s, const unsigned char *payload, size_t len) {
-  char text[64], addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
-  unsigned prefix;
-  int end = 0;
+  char text[192], addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN], addr6[INET6_ADDRSTRLEN], gw6[INET6_ADDRSTRLEN];
+  unsigned prefix, prefix6 = 0;
+  int end = 0, end6 = 0;
   if (len >= sizeof text) return fail("bad NETWORK: %zu bytes", len);
   memcpy(text, payload, len);
   text[len] = '\0';
-  if (sscanf(text, "%15[0-9.]/%2u %15[0-9.]%n", addr, &prefix, gw, &end) != 3 || (size_t)end != len || prefix < 1 ||
-      prefix > 30 || inet_pton(AF_INET, addr, &s->net_address) != 1 || inet_pton(AF_INET, gw, &s->net_gateway) != 1)
+  if (sscanf(text, "%15[0-9.]/%2u %15[0-9.]%n", addr, &prefix, gw, &end) != 3 || prefix < 1 || prefix > 30 ||
+      inet_pton(AF_INET, addr, &s->net_address) != 1 || inet_pton(AF_INET, gw, &s->net_gateway) != 1)
     return fail("bad NETWORK \"%s\": expected ADDRESS/PREFIX GATEWAY (IPv4, prefix 1 to 30)", text);
+  if ((size_t)end != len &&
+      (sscanf(text + end, " %45[0-9a-fA-F:]/%3u %45[0-9a-fA-F:]%n", addr6, &prefix6, gw6, &end6) != 3 ||
+       (size_t)(end + end6) != len || prefix6 < 1 || prefix6 > 128 || inet_pton(AF_INET6, addr6, s->net6_address) != 1 ||
+       inet_pton(AF_INET6, gw6, s->net6_gateway) != 1))
+    return fail("bad NETWORK \"%s\": the IPv6 part must be ADDRESS/PREFIX GATEWAY (prefix 1 to 128)", text);
   s->net_prefix = prefix;
+  s->net6 = (size_t)end != len;
+  s->net6_prefix = prefix6;
   s->network = true;
   return 0;
 }

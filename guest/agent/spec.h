@@ -48,10 +48,12 @@ struct spec {
   char *workdir, *user, *hostname, *resolv, *hosts; /* NULL when not sent */
   bool tty, readonly;
   uint16_t rows, cols;
-  /* NETWORK: eth0's IPv4 address, prefix length and default gateway (network order). */
-  bool network;
+  /* NETWORK: eth0's IPv4 address, prefix length and default gateway (network order), and
+   * optionally (net6) its IPv6 ones. */
+  bool network, net6;
   uint32_t net_address, net_gateway;
-  unsigned net_prefix;
+  unsigned net_prefix, net6_prefix;
+  unsigned char net6_address[16], net6_gateway[16];
   struct volume *volumes; /* in the order sent: a later one may mount inside an earlier one */
   size_t nvolumes;
   /* Set before the first frame when the agent runs under runc (`init container`): there are no

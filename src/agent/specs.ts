@@ -56,7 +56,10 @@ export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHom
     session.send(FrameType.Resolv, etc['resolv.conf']);
     session.send(FrameType.Hosts, etc.hosts);
     // In a container, pasta configures eth0 from outside.
-    if (spec.network.mode === 'bridge') session.send(FrameType.Network, `${GUEST_NETWORK.address}/${GUEST_NETWORK.prefix} ${GUEST_NETWORK.gateway}`);
+    if (spec.network.mode === 'bridge') {
+      const v6 = spec.network.ipv6;
+      session.send(FrameType.Network, `${GUEST_NETWORK.address}/${GUEST_NETWORK.prefix} ${GUEST_NETWORK.gateway}${v6 ? ` ${v6.address}/${v6.prefix} ${v6.gateway}` : ''}`);
+    }
     // Binds are the VM's virtio-fs devices in this order (src/vm/runtime.ts); runc mounts them all in a container.
     let share = 0;
     for (const v of spec.volumes) {

@@ -30,6 +30,13 @@ export interface PortMapping {
   protocol: 'tcp' | 'udp';
 }
 
+/** The guest's IPv6, where the host has it: the host's own address and gateway, as passt and pasta mirror them. */
+export interface Ipv6Config {
+  address: string;
+  prefix: number;
+  gateway: string;
+}
+
 export type NetworkSpec =
   | { mode: 'none' }
   | {
@@ -37,6 +44,8 @@ export type NetworkSpec =
       publish: PortMapping[];
       /** `host-gateway` was asked for: the gateway's address leads to the host's loopback. */
       hostLoopback: boolean;
+      /** Set once the run's network has started, on a host with IPv6. */
+      ipv6?: Ipv6Config;
     };
 
 export interface NetworkFlags {

@@ -21,7 +21,7 @@ import { NetworkError } from '../errors';
 import { log } from '../log';
 import { executableOnPath } from '../paths';
 import { exitOf, readText, stderrOf, stopper, unixListening, until, waitGone } from '../sidecar';
-import { GUEST_NETWORK, type NetworkSpec, type PortMapping } from './options';
+import { GUEST_NETWORK, type Ipv6Config, type NetworkSpec, type PortMapping } from './options';
 
 type BridgeNetwork = Extract<NetworkSpec, { mode: 'bridge' }>;
 
@@ -44,7 +44,7 @@ export interface UserNetwork {
  * for the VMM to connect to, once; it ends when the VMM lets go. Undefined on a host with no
  * route off itself (see offline()).
  */
-export async function startPasst(network: BridgeNetwork): Promise<(UserNetwork & { socket: string }) | undefined> {
+export async function startPasst(network: BridgeNetwork): Promise<(UserNetwork & { socket: string; ipv6?: Ipv6Config }) | undefined> {
   if (offline(network)) return undefined;
   const binary = passtBinary('passt');
   const published = await claimPorts(network.publish);
@@ -52,7 +52,8 @@ export async function startPasst(network: BridgeNetwork): Promise<(UserNetwork &
   const root = process.getuid?.() === 0;
   if (root) fs.chownSync(dir, NOBODY, NOBODY);  // passt makes its socket there as nobody
   const socket = path.join(dir, 'net.sock');
-  const args = ['-f', '-q', '--one-off', '-s', socket, ...(root ? ['--runas', `${NOBODY}:${NOBODY}`] : []), ...commonArgs(network, published)];
+  const ipv6 = hostIpv6();
+  const args = ['-f', '-q', '--one-off', '-s', socket, ...(root ? ['--runas', `${NOBODY}:${NOBODY}`] : []), ...commonArgs(network, published, ipv6)];
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const stop = stopper(() => child.kill('SIGKILL'), exitOf(child), dir, 'passt');
   try {
@@ -62,7 +63,7 @@ export async function startPasst(network: BridgeNetwork): Promise<(UserNetwork &
     await stop();
     throw err;
   }
-  return { socket, published, stop };
+  return { socket, published, stop, ipv6 };
 }
 
 /**
@@ -80,7 +81,7 @@ export async function startPasta(network: BridgeNetwork, netnsFd: number): Promi
   const pidFile = path.join(dir, 'pasta.pid');
   const args = [
     '-q', '--runas', '0:0', '--config-net', '-I', GUEST_NETWORK.interface, '-T', 'none', '-U', 'none', '-P', pidFile,
-    ...commonArgs(network, published), '--netns', '/proc/self/fd/3',
+    ...commonArgs(network, published, hostIpv6()), '--netns', '/proc/self/fd/3',
   ];
   // Without -f pasta goes to the background once the tap is configured: its parent's exit says so.
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe', netnsFd] });
@@ -136,7 +137,7 @@ function offline(network: BridgeNetwork): boolean {
   return true;
 }
 
-function commonArgs(network: BridgeNetwork, published: PortMapping[]): string[] {
+function commonArgs(network: BridgeNetwork, published: PortMapping[], ipv6: Ipv6Config | undefined): string[] {
   const g = GUEST_NETWORK;
   const ports = (protocol: 'tcp' | 'udp') => {
     const specs = published.filter((p) => p.protocol === protocol).map((p) => `${p.hostIp === '0.0.0.0' ? '' : `${p.hostIp}/`}${p.hostPort}:${p.containerPort}`);
@@ -144,10 +145,32 @@ function commonArgs(network: BridgeNetwork, published: PortMapping[]): string[] 
   };
   return [
     '-a', g.address, '-n', String(g.prefix), '-g', g.gateway, '-m', String(MTU), '--dns-forward', g.dns,
+    // Said outright, so that the agent configures the very address and gateway passt serves.
+    ...(ipv6 ? ['-a', ipv6.address, '-g', ipv6.gateway] : []),
     // The host's loopback is the host's own business unless the user asked for host-gateway.
     ...(network.hostLoopback ? [] : ['--no-map-gw']),
     ...ports('tcp'), ...ports('udp'),
   ];
+}
+
+/**
+ * The host's IPv6 as passt and pasta mirror it to the guest: the first global address of the
+ * interface that has the default route, its prefix, and that route's gateway. Undefined where
+ * the host has no IPv6 default route (the guest then gets IPv4 alone).
+ */
+export function hostIpv6(): Ipv6Config | undefined {
+  const hex = (h: string) => h.match(/.{4}/g)!.join(':').replace(/\b0{1,3}/g, '');
+  const canonical = (h: string) => new URL(`http://[${hex(h)}]/`).hostname.slice(1, -1);
+  // dest dest_len src src_len next_hop metric refcnt use flags interface
+  const route = readText('/proc/net/ipv6_route').split('\n').map((l) => l.trim().split(/\s+/))
+    .find((f) => f.length >= 10 && /^0{32}$/.test(f[0]) && f[1] === '00' && !/^0{32}$/.test(f[4]) && f[9] !== 'lo');
+  if (!route) return undefined;
+  // address ifindex prefix_len scope flags interface; scope 00 is global; tentative (0x40) and
+  // deprecated (0x20) addresses are not usable yet, or any more.
+  const address = readText('/proc/net/if_inet6').split('\n').map((l) => l.trim().split(/\s+/))
+    .find((f) => f.length >= 6 && f[5] === route[9] && f[3] === '00' && (parseInt(f[4], 16) & 0x60) === 0);
+  if (!address) return undefined;
+  return { address: canonical(address[0]), prefix: parseInt(address[2], 16), gateway: canonical(route[4]) };
 }
 
 function passtBinary(name: 'passt' | 'pasta'): string {

@@ -66,7 +66,8 @@ export async function runInVm(
     };
     return await withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
       // Without passt (an offline host) the guest gets no NIC and the agent configures lo alone.
-      sendRunSpec(session, network ? spec : { ...spec, network: { mode: 'none' } }, 'vm', layerPartitions('vda', layers.paths.length));
+      const guestNetwork: RunSpec['network'] = network && spec.network.mode === 'bridge' ? { ...spec.network, ipv6: network.ipv6 } : { mode: 'none' };
+      sendRunSpec(session, { ...spec, network: guestNetwork }, 'vm', layerPartitions('vda', layers.paths.length));
       onStart?.(processControl(session, () => vm.kill()));
       const sockets = { stdin: listener.accept(AgentPort.Stdin), stdout: listener.accept(AgentPort.Stdout), stderr: listener.accept(AgentPort.Stderr) };
       const exitCode = await relayProcess(session, sockets, stdio, ended.then((exit: MachineExit) => {

@@ -7,6 +7,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 
 import { pythonLayout } from '../helpers/images';
+import { hostIpv6 } from '../../src/network/user-net';
 import { both, exact, ociRef, passtProcesses, vmrun } from '../helpers/cli';
 
 const RUNTIMES = ['vm', 'container'] as const;
@@ -63,10 +64,15 @@ t.test('eth0 and lo, the route and MTU, and nothing of the host loopback; lo alo
     // Without host-gateway the gateway's address leads nowhere. (nc: busybox's static wget
     // crashes on a refused connection.)
     `printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 10.0.2.2 ${port} 2>/dev/null | head -c 4; echo .`,
+    // IPv6 as the host has it: its address and gateway, mirrored by passt and pasta alike.
+    'ip -6 -o addr show dev eth0 scope global | sed "s/  */ /g" | cut -d" " -f2,4; ip -6 route | grep ^default | cut -d" " -f1-5',
   ].join('; ');
+  const v6 = hostIpv6();
+  if (process.env.VMRUN_RIG === '1') t.ok(v6, 'the rig has IPv6 (its NIC has an fd99::/64 prefix)');
+  t.comment(v6 ? `the host's IPv6: ${v6.address}/${v6.prefix} via ${v6.gateway}` : 'this host has no IPv6 default route: the guest gets IPv4 alone');
   await both(t, [image, 'sh', '-c', show], {
     code: 0,
-    stdout: exact('eth0\nlo\nunknown\n1500\nlo 127.0.0.1/8\neth0 10.0.2.15/24\ndefault via 10.0.2.2 dev eth0\n.\n'),
+    stdout: exact(`eth0\nlo\nunknown\n1500\nlo 127.0.0.1/8\neth0 10.0.2.15/24\ndefault via 10.0.2.2 dev eth0\n.\n${v6 ? `eth0 ${v6.address}/${v6.prefix}\ndefault via ${v6.gateway} dev eth0\n` : ''}`),
   });
   await both(t, ['--network', 'none', image, 'sh', '-c', 'ls /sys/class/net; ip -4 -o addr show | sed "s/  */ /g" | cut -d" " -f2,4'], {
     code: 0,
@@ -114,4 +120,40 @@ t.test('python: --add-host names resolve through the C library, --dns is the nam
   }
   t.equal(outputs[1], outputs[0], 'the same in both runtimes');
   t.same(passtProcesses(), [], 'no passt or pasta left');
+});
+
+t.test('a guest that opens thousands of connections through passt gets what passt allows, and the host and the next run are unharmed', async (t) => {
+  const image = `oci:${await pythonLayout()}:latest`;
+  let accepted = 0;
+  const held: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    accepted++;
+    held.push(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const s of held) s.destroy();
+    server.close(() => resolve());
+  }));
+  const { port } = server.address() as net.AddressInfo;
+  const flood = [
+    'import resource, socket',
+    'resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))',
+    'held = []',
+    'for i in range(2000):',
+    '    try: held.append(socket.create_connection(("host.docker.internal", PORT), timeout=10))',
+    '    except OSError as e: break',
+    'print(len(held))',
+  ].join('\n').replace('PORT', String(port));
+  const o = await vmrun(['--runtime', 'vm', '--add-host', 'host.docker.internal:host-gateway', image, 'python3', '-c', flood]);
+  t.equal(o.code, 0, `the flood ends as the process does (stderr: ${o.stderr.trim().slice(-300)})`);
+  const opened = Number(o.stdout.toString());
+  t.ok(opened >= 1000, `the guest held ${opened} connections at once, the host accepted ${accepted}`);
+  t.ok(accepted >= opened, 'each one reached the host');
+  t.same(passtProcesses(), [], 'its passt ended with it');
+  // The next run gets a network of its own, untouched by the flood.
+  const body = await loopbackServer(t, 'still here\n');
+  const next = await vmrun(['--runtime', 'vm', '--add-host', 'host.docker.internal:host-gateway', await ociRef('busybox'), 'wget', '-q', '-O', '-', `http://host.docker.internal:${body}/`]);
+  t.equal(next.stdout.toString(), 'still here\n', 'the next run reaches the host');
 });

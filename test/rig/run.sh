@@ -150,7 +150,7 @@ qargs=(
   -chardev "file,id=out,path=$(qesc "$priv/out.log")" -device virtserialport,chardev=out,name=out
   # A NIC with a default route and nothing behind it (restrict=on): passt and pasta, each run's
   # network, model the guest's on the host's routable interface and refuse to run without one.
-  -netdev user,id=nic,net=10.99.0.0/24,restrict=on -device virtio-net-pci,netdev=nic
+  -netdev user,id=nic,net=10.99.0.0/24,ipv6-prefix=fd99::,ipv6-prefixlen=64,restrict=on -device virtio-net-pci,netdev=nic
 )
 virtfs host / readonly=on
 if [ -n "$disk" ]; then

@@ -625,8 +625,19 @@ static void test_spec(void) {
      "NETWORK: address, prefix and gateway");
   ok(add(&s, FRAME_NETWORK, "10.0.2.16/24 10.0.2.2") != 0, "NETWORK twice refused");
   {
+    struct spec t;
+    spec_init(&t);
+    unsigned char want[16] = {0xfd, 0x99, [15] = 2};
+    ok(add(&t, FRAME_MODE, "run") == 0 && add(&t, FRAME_NETWORK, "10.0.2.15/24 10.0.2.2 fd99::2/64 fe80::2") == 0 && t.net6 &&
+           t.net6_prefix == 64 && memcmp(t.net6_address, want, 16) == 0 && t.net6_gateway[0] == 0xfe && !s.net6,
+       "NETWORK with IPv6: address, prefix and gateway");
+    spec_free(&t);
+  }
+  {
     const char *malformed[] = {"10.0.2.15/24", "10.0.2.15 10.0.2.2", "10.0.2.15/0 10.0.2.2", "10.0.2.15/31 10.0.2.2",
-                         "10.0.2.256/24 10.0.2.2", "10.0.2.15/24 10.0.2.2 x", "::1/64 ::2"};
+                         "10.0.2.256/24 10.0.2.2", "10.0.2.15/24 10.0.2.2 x", "::1/64 ::2",
+                         "10.0.2.15/24 10.0.2.2 fd99::2/129 fe80::2", "10.0.2.15/24 10.0.2.2 fd99::2/64", "10.0.2.15/24 10.0.2.2 fd99::2/64 fe80::2 x",
+                         "10.0.2.15/24 10.0.2.2 fd99:::2/64 fe80::2", "10.0.2.15/24 10.0.2.2 1.2.3.4/64 fe80::2"};
     bool refused = true;
     for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
       struct spec t;
