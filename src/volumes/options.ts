@@ -53,14 +53,26 @@ export function parseVolumeFlags(flags: VolumeFlags, cwd = process.cwd()): Volum
   return volumes.map((v, i) => ({ v, i })).sort((a, b) => depth(a.v) - depth(b.v) || a.i - b.i).map(({ v }) => v);
 }
 
-/** `-v HOSTPATH:TARGET[:ro|rw]`. */
+/**
+ * Modes docker takes after the target that change nothing here: SELinux relabelling (no SELinux
+ * in the guest), macOS's consistency hints, and the propagation vmrun gives every bind anyway.
+ */
+const IGNORED_MODES = new Set(['z', 'Z', 'consistent', 'cached', 'delegated', 'private', 'rprivate']);
+
+/** `-v HOSTPATH:TARGET[:MODES]`, MODES being `ro` or `rw` and docker's no-ops, comma-separated. */
 export function parseVolume(text: string, cwd = process.cwd()): VolumeSpec {
   const parts = text.split(':');
   if (parts.length < 2 || parts.length > 3) {
     throw new UsageError(`invalid volume specification: "${text}": expected HOSTPATH:TARGET[:ro]`);
   }
-  const [source, target, mode = 'rw'] = parts;
-  if (mode !== 'ro' && mode !== 'rw') throw new UsageError(`invalid volume mode "${mode}" in "${text}": vmrun knows ro and rw`);
+  const [source, target, modes = 'rw'] = parts;
+  const words = modes.split(',');
+  const access = words.filter((w) => w === 'ro' || w === 'rw');
+  const unknown = words.find((w) => w !== 'ro' && w !== 'rw' && !IGNORED_MODES.has(w));
+  if (unknown !== undefined || access.length > 1) {
+    throw new UsageError(`invalid volume mode "${unknown ?? modes}" in "${text}": vmrun knows ro or rw (z, Z, cached, delegated and rprivate change nothing here)`);
+  }
+  const mode = access[0] ?? 'rw';
   if (!source.startsWith('/') && !source.startsWith('.')) {
     throw new UsageError(`named volumes are not supported ("${source}" in "${text}"): give an absolute or ./relative host path`);
   }
@@ -85,7 +97,11 @@ export function parseMount(text: string, cwd = process.cwd()): VolumeSpec {
     for (const key of fields.keys()) if (!names.includes(key)) throw new UsageError(`invalid --mount "${text}": unknown field ${key} for type=${type}`);
   };
   if (type === 'bind') {
-    known(['type', 'source', 'target', 'readonly', 'bind-propagation']);
+    known(['type', 'source', 'target', 'readonly', 'bind-propagation', 'consistency']);
+    const propagation = fields.get('bind-propagation');
+    if (propagation !== undefined && propagation !== 'rprivate' && propagation !== 'private') {
+      throw new UsageError(`invalid --mount "${text}": bind-propagation=${propagation} is not supported (every bind is rprivate)`);
+    }
     const source = fields.get('source');
     if (!source) throw new UsageError(`invalid --mount "${text}": source is required for type=bind (source=/host/path)`);
     const readonly = fields.get('readonly');

@@ -16,6 +16,8 @@ t.test("-v takes docker's forms", async (t) => {
   t.same(parseVolume(`${dir}/src:/data`), { kind: 'bind', source: `${dir}/src`, target: '/data', readOnly: false });
   t.same(parseVolume(`${dir}/src:/data/:ro`), { kind: 'bind', source: `${dir}/src`, target: '/data', readOnly: true }, 'ro, the target normalised');
   t.same(parseVolume('./src:/data:rw', dir), { kind: 'bind', source: `${dir}/src`, target: '/data', readOnly: false }, 'relative to the working directory');
+  t.same(parseVolume(`${dir}/src:/data:ro,Z`), { kind: 'bind', source: `${dir}/src`, target: '/data', readOnly: true }, "docker's no-op modes beside ro");
+  t.same(parseVolume(`${dir}/src:/data:cached`), { kind: 'bind', source: `${dir}/src`, target: '/data', readOnly: false });
   t.same(parseVolume(`${dir}/file.conf:/etc/app.conf`), { kind: 'bind', source: `${dir}/file.conf`, target: '/etc/app.conf', readOnly: false }, 'a single file');
 });
 
@@ -24,7 +26,9 @@ t.test('-v refuses what cannot be bound, naming the problem', async (t) => {
     ['/nope-vmrun-test:/data', /bind source path does not exist: \/nope-vmrun-test/],
     [`${dir}/src`, /invalid volume specification/],
     [`${dir}/src:/a:ro:x`, /invalid volume specification/],
-    [`${dir}/src:/data:z`, /invalid volume mode "z"/],
+    [`${dir}/src:/data:x`, /invalid volume mode "x"/],
+    [`${dir}/src:/data:ro,rw`, /invalid volume mode "ro,rw"/],
+    [`${dir}/src:/data:shared`, /invalid volume mode "shared"/],
     ['name:/data', /named volumes are not supported/],
     [`${dir}/src:data`, /must be an absolute path/],
     [`${dir}/src:/`, /cannot replace the root/],
@@ -43,6 +47,7 @@ t.test('--mount: bind and tmpfs, with docker\'s aliases', async (t) => {
   t.throws(() => parseMount(`type=bind,source=${dir}/src`), { message: /target is required/ });
   t.throws(() => parseMount(`type=bind,source=${dir}/src,target=/d,target=/e`), { message: /given twice/ });
   t.throws(() => parseMount(`type=bind,source=${dir}/src,target=/d,colour=red`), { message: /unknown field colour/ });
+  t.throws(() => parseMount(`type=bind,source=${dir}/src,target=/d,bind-propagation=shared`), { message: /bind-propagation=shared is not supported/ });
   t.throws(() => parseMount(`type=bind,source=${dir}/src,target=/d,readonly=maybe`), { message: /readonly takes true or false/ });
 });
 
