@@ -8,7 +8,7 @@
 #
 # Each starts from its saved corpus (native/kvm/fuzz/corpus/, guest/agent/fuzz/corpus/), which
 # a run only reads; new inputs go to build/fuzz/corpus/. Targets:
-#   virtio_mmio    the transport and rng, blk (ro, rw), vsock, net behind it: registers, rings, doorbells
+#   virtio_mmio    the transport and rng, blk (ro, rw), vsock, net, fs behind it: registers, rings, doorbells
 #   vsock_packets  vsock packets, rx buffers and host socket events straight into the device
 #   net_frames     virtio-net frames both ways: guest chains, rx buffers, passt's stream and its end
 #   vhost_user     the vhost-user front end's reading of a hostile back end's replies (virtio-fs)
@@ -45,7 +45,7 @@ build() {  # NAME SOURCES... : rebuilt when a source is newer than the binary
 }
 build virtio_mmio native/kvm/fuzz/virtio_mmio_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/mmio.cc \
   native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/virtio/block/*.cc native/kvm/devices/virtio/vsock/*.cc \
-  native/kvm/devices/virtio/net/net.cc
+  native/kvm/devices/virtio/net/net.cc native/kvm/devices/virtio/fs/*.cc
 build vsock_packets native/kvm/fuzz/vsock_packets_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/vsock/*.cc
 build net_frames native/kvm/fuzz/net_frames_fuzz.cc "${vmm[@]}" native/kvm/devices/virtio/net/net.cc
 build vhost_user native/kvm/fuzz/vhost_user_fuzz.cc native/kvm/vstate/memory.cc native/kvm/error.cc \

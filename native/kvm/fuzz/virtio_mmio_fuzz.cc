@@ -1,5 +1,6 @@
 // libFuzzer target: a hostile driver against the virtio-mmio transport and each device behind it
-// (rng, blk read-only and read-write, vsock). The input is a program: register writes and reads
+// (rng, blk read-only and read-write, vsock, net, and virtio-fs, whose back end's socket only
+// answers the handshake: its rings are handed over on the device thread, which does not run here). The input is a program: register writes and reads
 // in any order, bytes written anywhere in guest RAM (rings, descriptors, buffers), doorbells, and
 // the host side waking vsock, interleaved as vCPU and device threads may interleave them. Guest
 // RAM is small and followed by GuestMemory's 4 GiB guard, so a stray access faults under ASan.
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "devices/virtio/block/block.h"
+#include "devices/virtio/fs/fs.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
@@ -44,10 +46,11 @@ void Setup() {
   listeners = new vmm_fuzz::HostListeners(temp_dir + "/v.sock", 1024, 2);
 }
 
-int net_peer = -1;  // passt's end of the net device's socket, for one input
+int net_peer = -1;  // passt's (or virtiofsd's) end of the device's socket, for one input
+constexpr uint8_t kDevices = 7, kFs = 6;
 
-std::unique_ptr<VirtioDevice> MakeDevice(uint8_t which, Vsock** host) {
-  switch (which % 6) {
+std::unique_ptr<VirtioDevice> MakeDevice(uint8_t which, Vsock** host, const vmm::GuestMemory& memory) {
+  switch (which % kDevices) {
     case 0: return std::make_unique<Rng>();
     case 1: return std::make_unique<Block>(disk_path, true);
     case 2: return std::make_unique<Block>(disk_path, false);
@@ -58,6 +61,17 @@ std::unique_ptr<VirtioDevice> MakeDevice(uint8_t which, Vsock** host) {
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return std::make_unique<Rng>();
       net_peer = sv[1];
       return std::make_unique<Net>(vmm::Fd(sv[0]), std::array<uint8_t, 6>{2, 0, 0, 0, 0, 1});
+    }
+    case kFs: {
+      int sv[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return std::make_unique<Rng>();
+      net_peer = sv[1];
+      // GET_FEATURES' reply, VIRTIO_F_VERSION_1, waiting before the device asks.
+      const uint32_t header[3] = {1, 5, 8};
+      const uint64_t features = uint64_t{1} << 32;
+      (void)!write(net_peer, header, sizeof header);
+      (void)!write(net_peer, &features, sizeof features);
+      return std::make_unique<Fs>(vmm::Fd(sv[0]), "fuzz", memory);
     }
     default: {
       auto v = std::make_unique<Vsock>(3, temp_dir + "/v.sock");
@@ -71,9 +85,10 @@ std::unique_ptr<VirtioDevice> MakeDevice(uint8_t which, Vsock** host) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Setup();
   vmm_fuzz::Input in{data, size};
-  vmm::GuestMemory memory(kRamBytes);
+  const uint8_t which = in.Take<uint8_t>();
+  vmm::GuestMemory memory(kRamBytes, which % kDevices == kFs ? vmm::GuestMemory::Backing::kSharedMemfd : vmm::GuestMemory::Backing::kPrivate);
   Vsock* host = nullptr;
-  MmioTransport transport(memory, MakeDevice(in.Take<uint8_t>(), &host), [] {});
+  MmioTransport transport(memory, MakeDevice(which, &host, memory), [] {});
   uint64_t desc_table = 0, avail_ring = 0;
   uint16_t ring_size = 1, avail_idx = 0;
   auto out = [&](uint64_t offset, uint32_t value) { transport.Write(offset, reinterpret_cast<uint8_t*>(&value), 4); };
