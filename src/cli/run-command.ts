@@ -34,8 +34,11 @@ interface RunFlags {
   readOnly?: boolean;
   runtime: RuntimeName;
   network?: string;
+  net?: string;
   publish: string[];
   dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
   addHost: string[];
   volume: string[];
   mount: string[];
@@ -66,8 +69,11 @@ export function registerRunCommand(program: Command): void {
     .option('--cpus <number>', 'CPU limit (VM: vCPUs, rounded up; container: CPU quota)')
     .option('--hostname <name>', 'host name inside')
     .option('--network <mode>', 'bridge (the default: outbound access, published ports) or none (only lo)')
+    .addOption(new Option('--net <mode>', 'docker\'s old name for --network').hideHelp())
     .option('-p, --publish <[ip:]hostPort:containerPort[/proto]>', 'publish a port on the host (containerPort alone: a free host port, printed); repeatable', collect, [])
     .option('--dns <ip>', 'a nameserver for /etc/resolv.conf; repeatable', collect, [])
+    .option('--dns-search <domain>', 'a search domain for /etc/resolv.conf (. for none); repeatable', collect, [])
+    .option('--dns-option <option>', 'a resolver option for /etc/resolv.conf (e.g. ndots:2); repeatable', collect, [])
     .option('--add-host <name:ip>', 'an /etc/hosts entry (ip host-gateway: the host\'s loopback); repeatable', collect, [])
     .option('-v, --volume <hostPath:target[:ro]>', 'bind a host file or directory (VM: virtio-fs, read-only enforced by the host); repeatable', collect, [])
     .option('--mount <type=bind|tmpfs,...>', 'type=bind,source=PATH,target=PATH[,readonly] or type=tmpfs,target=PATH[,tmpfs-size=N]; repeatable', collect, [])
@@ -97,7 +103,7 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
   if (flags.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.name)) {
     throw new UsageError(`invalid name ${JSON.stringify(flags.name)}: use letters, digits, _ . and -, starting with a letter or digit`);
   }
-  const { network, hosts, dns } = parseNetworkFlags({ network: flags.network, publish: flags.publish, dns: flags.dns, addHost: flags.addHost });
+  const { network, hosts, dns } = parseNetworkFlags({ network: flags.network ?? flags.net, publish: flags.publish, dns: flags.dns, addHost: flags.addHost });
   const volumes = parseVolumeFlags({ volume: flags.volume, mount: flags.mount, tmpfs: flags.tmpfs });
   const image = await openImage(imageRef, { pull: flags.pull, platform: flags.platform });
   const spec = makeRunSpec(image.config, {
@@ -112,6 +118,8 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
     network,
     hosts,
     dns,
+    dnsSearch: flags.dnsSearch.map((d) => checkDnsWord(d, '--dns-search')),
+    dnsOptions: flags.dnsOption.map((o) => checkDnsWord(o, '--dns-option')),
     volumes,
   });
   const stdio = { stdin: flags.interactive ? process.stdin : null, stdout: process.stdout, stderr: process.stderr };
@@ -131,6 +139,12 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
     // Nothing of the user's stdin is wanted any more; reading it must not keep vmrun alive.
     if (flags.interactive) process.stdin.destroy();
   }
+}
+
+/** One word for a resolv.conf line: no spaces, no line breaks. */
+function checkDnsWord(word: string, flag: string): string {
+  if (!/^[^\s#;]+$/.test(word)) throw new UsageError(`invalid ${flag} ${JSON.stringify(word)}: one word, no spaces`);
+  return word;
 }
 
 function seconds(text: string): number {

@@ -38,6 +38,10 @@ export interface RunOptions {
   hosts?: HostEntry[];
   /** Nameservers for /etc/resolv.conf (`--dns`). */
   dns?: string[];
+  /** Search domains replacing the host's (`--dns-search`; `.` alone: none). */
+  dnsSearch?: string[];
+  /** Resolver options replacing the host's (`--dns-option`). */
+  dnsOptions?: string[];
   /** `-v`, `--mount` and `--tmpfs`, parsed (src/volumes/options.ts). */
   volumes?: VolumeSpec[];
 }
@@ -71,7 +75,7 @@ export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunS
     hostname,
     tty: options.tty,
     readOnly: options.readOnly ?? false,
-    resolvConf: resolvConf(network, options.dns ?? []),
+    resolvConf: resolvConf(network, options.dns ?? [], options.dnsSearch ?? [], options.dnsOptions ?? []),
     hosts: options.hosts ?? [],
     network,
     volumes: options.volumes ?? [],
@@ -103,9 +107,9 @@ function mergeEnv(base: string[], overrides: string[]): string[] {
  * /etc/resolv.conf as docker writes it: the host's search and options lines, with the nameservers
  * given by --dns, else the run's DNS forwarder (which asks the host's own nameserver, even one on
  * its loopback), else (no network) the host's nameservers less loopback ones, Google's when none
- * remain.
+ * remain; `--dns-search` and `--dns-option` replace the host's search and options lines.
  */
-function resolvConf(network: NetworkSpec, dns: string[]): string {
+function resolvConf(network: NetworkSpec, dns: string[], search: string[], options: string[]): string {
   let text = '';
   try {
     text = fs.readFileSync('/etc/resolv.conf', 'utf8');
@@ -121,5 +125,11 @@ function resolvConf(network: NetworkSpec, dns: string[]): string {
     lines = lines.filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
     if (!lines.some(isServer)) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
   }
+  if (search.length > 0) {
+    lines = lines.filter((l) => !/^\s*(search|domain)\s/.test(l));
+    const domains = search.filter((d) => d !== '.');
+    if (domains.length > 0) lines.push(`search ${domains.join(' ')}`);
+  }
+  if (options.length > 0) lines = [...lines.filter((l) => !/^\s*options\s/.test(l)), `options ${options.join(' ')}`];
   return lines.filter((l) => l.trim() !== '').join('\n') + '\n';
 }

@@ -200,4 +200,10 @@ t.test('the process: environment, PATH, HOSTNAME and TERM', async (t) => {
   }
   t.throws(() => makeRunSpec(config, { hostname: '-bad' }), { name: RunSpecError.name, message: /^invalid hostname "-bad"/ });
   t.match(plain.resolvConf, /^nameserver (?!127\.)\S+$/m, 'a nameserver the guest can reach');
+  const dns = makeRunSpec(config, { dns: ['192.0.2.1'], dnsSearch: ['a.example', 'b.example'], dnsOptions: ['ndots:2', 'rotate'] }).resolvConf;
+  t.match(dns, /^nameserver 192\.0\.2\.1$/m, '--dns');
+  t.match(dns, /^search a\.example b\.example$/m, '--dns-search replaces the host\'s search');
+  t.match(dns, /^options ndots:2 rotate$/m, '--dns-option replaces the host\'s options');
+  t.equal(dns.match(/^(search|domain|options) /gm)?.length, 2, 'one search line, one options line');
+  t.notMatch(makeRunSpec(config, { dnsSearch: ['.'] }).resolvConf, /^(search|domain) /m, '--dns-search . leaves none');
 });
