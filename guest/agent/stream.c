@@ -105,11 +105,4 @@ ssize_t stream_read(struct layer_stream *s, const void **buf) {
   }
 }
 
-int stream_drain(struct layer_stream *s) {
-  const void *buf;
-  ssize_t n;
-  while ((n = stream_read(s, &buf)) > 0) continue;
-  return n < 0 ? -1 : 0;
-}
-
 void stream_digest(struct layer_stream *s, char out[DIGEST_TEXT_SIZE]) { digest_final(&s->digest, out); }

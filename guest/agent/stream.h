@@ -33,8 +33,6 @@ int stream_open(struct layer_stream *s, int fd, uint64_t bytes, enum compression
 /* The next piece of the uncompressed stream: its length with *buf set, 0 at the end, -1 on a
  * read error, a corrupt or a truncated stream (agent_error says which). */
 ssize_t stream_read(struct layer_stream *s, const void **buf);
-/* Reads (and hashes) whatever the tar reader left, up to the end of the stream. */
-int stream_drain(struct layer_stream *s);
 void stream_digest(struct layer_stream *s, char out[DIGEST_TEXT_SIZE]);
 void stream_close(struct layer_stream *s);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "prefetch.h"
 #include "stream.h"
 #include "util.h"
 #include "whiteout.h"
@@ -56,7 +57,7 @@ int clean_path(const char *name, char *out, size_t size) {
 
 /* What the tar reader reads from, and where the host hears how far it has got. */
 struct reader {
-  struct layer_stream *stream;
+  struct prefetch *stream;
   int progress_fd; /* -1: nobody asked */
   int number;
   uint64_t next_report; /* compressed bytes read when the next PROGRESS is due */
@@ -64,9 +65,9 @@ struct reader {
 
 static la_ssize_t read_callback(struct archive *a, void *data, const void **buf) {
   struct reader *r = data;
-  ssize_t n = stream_read(r->stream, buf);
+  ssize_t n = prefetch_read(r->stream, buf);
   if (n < 0) archive_set_error(a, EIO, "%s", agent_error);
-  uint64_t read = r->stream->bytes - r->stream->remaining;
+  uint64_t read = prefetch_position(r->stream);
   if (r->progress_fd >= 0 && read >= r->next_report) {
     /* A host that stopped listening is found out by the frames that matter; not here. */
     (void)send_progress(r->progress_fd, r->number, read);
@@ -140,9 +141,12 @@ static int extract(int fd, const struct layer *layer, int number, int progress_f
   struct layer_stream *stream = malloc(sizeof *stream);
   if (!stream) return fail("out of memory");
   if (stream_open(stream, fd, layer->bytes, layer->compression) != 0) return -1;
-  struct reader reader = {stream, progress_fd, number, 0}; /* the first read says the layer began */
   struct archive *in = archive_read_new(), *out = archive_write_disk_new();
   if (!in || !out) return fail("out of memory");
+  /* Decompressing and hashing on a thread of their own, ahead of the files being written. */
+  struct prefetch *prefetch = prefetch_start(stream);
+  if (!prefetch) return -1;
+  struct reader reader = {prefetch, progress_fd, number, 0}; /* the first read says the layer began */
   archive_read_support_format_tar(in); /* ustar, pax and GNU tar */
   archive_write_disk_set_options(out, EXTRACT_FLAGS);
   struct pathset current;
@@ -161,7 +165,8 @@ static int extract(int fd, const struct layer *layer, int number, int progress_f
   /* Closing applies the deferred directory modes and mtimes. */
   if (rc == 0 && archive_write_close(out) != ARCHIVE_OK) rc = fail("finishing: %s", archive_error_string(out));
   /* The diff_id covers the whole stream, including what follows the end-of-archive blocks. */
-  if (rc == 0) rc = stream_drain(stream);
+  if (rc == 0) rc = prefetch_finish(prefetch);
+  prefetch_free(prefetch); /* the stream is ours again */
   if (rc == 0) {
     char got[DIGEST_TEXT_SIZE];
     stream_digest(stream, got);

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-char agent_error[1024];
+_Thread_local char agent_error[1024];
 
 int fail(const char *fmt, ...) {
   va_list ap;

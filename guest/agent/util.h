@@ -8,7 +8,7 @@
 
 /* The message of the last failure: what was being done and why. It becomes the text of the
  * ERROR frame, so every failing function fills it before returning -1. */
-extern char agent_error[1024];
+extern _Thread_local char agent_error[1024];
 
 /* Formats agent_error and returns -1, so that `return fail(...)` reads naturally. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -29,7 +29,7 @@ need_toolchain() {
   pkg-config --exists libarchive || die "libarchive's pkg-config file is missing: apt-get install libarchive-dev"
   # gnu11: C11 plus the GNU/Linux interfaces (signalfd, pipe2, strchrnul) the agent is made of.
   cflags=(-std=gnu11 -O2 -Wall -Wextra -Wshadow -Wformat=2 -ffunction-sections -fdata-sections $(pkg-config --cflags libarchive))
-  libs=($(pkg-config --static --libs libarchive) -licuuc -licudata -lstdc++ -lm)
+  libs=($(pkg-config --static --libs libarchive) -licuuc -licudata -lstdc++ -lm -pthread)
 }
 
 sources=()

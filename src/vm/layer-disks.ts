@@ -35,6 +35,8 @@ const DISK_FORMAT = 'ext4-v3';
 export const MAX_LAYERS = 127;
 /** Layer blobs start page-aligned on the blobs' disk (the device needs 512). */
 const BLOB_ALIGN = 4096;
+/** Two: the agent decompresses and hashes a layer on one while it writes the files on the other. */
+const UNPACK_VCPUS = Math.min(2, os.availableParallelism());
 /** The unpacking VM's disks, in the order they are attached. */
 const NEW_LAYERS_DEVICE = 'vda';
 const BLOBS_DEVICE = 'vdb';
@@ -107,7 +109,7 @@ async function unpackMissing(
       if (n < 0) return { lower: oldParts[present.indexOf(i)] };
       return { layer: image.layers[i], blob: { device: BLOBS_DEVICE, offset: blobOffsets[n] }, target: newParts[n], number: i + 1 };
     });
-    const result = await withAgentVm({ drives, memoryMiB: 512, vcpus: 1, kernel }, async ({ session, timings }) => {
+    const result = await withAgentVm({ drives, memoryMiB: 512, vcpus: UNPACK_VCPUS, kernel }, async ({ session, timings }) => {
       return { guestMs: await unpackLayers(session, image.name, steps, progress), timings };
     });
     missing.forEach((i, n) => publishCacheEntry(temps[n], paths[i]));
