@@ -2,11 +2,12 @@ export { Machine, DEFAULT_CMDLINE, type BootOptions, type MachineExit } from './
 export { guestKernel, ensureGuestKernel, type GuestKernel } from './guest/kernel';
 export { ensureAgentInitramfs } from './guest/agent';
 export { openLayout, verifyLayers, type Image, type Layer } from './image/layout';
-export { makeRunSpec, type RunOptions, type RunSpec } from './run/spec';
+export { makeRunSpec, makeExecSpec, type ExecOptions, type RunOptions, type RunSpec } from './run/spec';
 export { runImage, type RunImageOptions } from './run/run-image';
+export { Sandbox, type SandboxOptions, type SandboxExecOptions, type ExecResult } from './run/sandbox';
 export { ensureLayerDisks, layerDiskPath } from './vm/layer-disks';
 export type { VmResources, VmRunResult } from './vm/runtime';
-export type { RunControl, Stdio } from './agent/process-io';
+export type { ProcessControl, RunControl, Stdio } from './agent/process-io';
 export { runInContainer, type ContainerResources, type ContainerRunResult } from './container/runtime';
 export { ensureLayerDirs, layerDirPath } from './container/layer-dirs';
 export { runOn, RUNTIMES, type RuntimeName, type RuntimeOptions } from './run/runtimes';

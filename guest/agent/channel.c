@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/vm_sockets.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,4 +138,20 @@ int vsock_connect(unsigned port) {
     return -1;
   }
   return fd;
+}
+
+void wait_closed(int fd) {
+  uint64_t deadline = boottime_ns() + (uint64_t)CLOSE_WAIT_MS * 1000000u;
+  char buf[4096];
+  for (;;) {
+    uint64_t now = boottime_ns();
+    if (now >= deadline) {
+      console("the host did not close the control connection within %d s", CLOSE_WAIT_MS / 1000);
+      return;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+    if (n < 0 && errno != EINTR) return;
+    if (n > 0 && read(fd, buf, sizeof buf) <= 0) return; /* closed (or broken): done */
+  }
 }

@@ -25,6 +25,8 @@ enum frame_type {
   FRAME_END = 15,
   FRAME_SIGNAL = 16,
   FRAME_RESIZE = 17,
+  FRAME_EXEC = 18,
+  FRAME_IDLE = 19,
   FRAME_PHASE = 32,
   FRAME_EXIT = 33,
   FRAME_ERROR = 34,
@@ -37,6 +39,11 @@ enum vsock_port {
   PORT_STDOUT = 1026,
   PORT_STDERR = 1027,
 };
+
+/* EXEC `id` (1 to EXEC_ID_MAX): the exec'd process's four connections are these ports plus
+ * EXEC_PORT_STRIDE * id, in the same order. */
+#define EXEC_PORT_STRIDE 4u
+#define EXEC_ID_MAX 4096u
 
 /* Under runc (`init container`) the same connections are file descriptors the host passes with
  * `runc run --preserve-fds`: control always, stdio in run mode only. */
@@ -81,6 +88,13 @@ int send_phase(int fd, const char *name, uint64_t ns);
 int send_progress(int fd, int number, uint64_t bytes);
 int send_exit(int fd, int32_t code);
 int send_error(int fd, int32_t code, const char *message);
+
+/* How long the agent waits, after EXIT or ERROR, for the host to close the control connection
+ * (it does once it has read stdout and stderr to their ends). */
+#define CLOSE_WAIT_MS 30000
+
+/* After the last frame: waits, at most CLOSE_WAIT_MS, until the host closes `fd`. */
+void wait_closed(int fd);
 
 /* Connects to the host (CID 2) on a vsock port; returns the socket (close-on-exec). */
 int vsock_connect(unsigned port);

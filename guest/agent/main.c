@@ -6,7 +6,6 @@
  * are inherited file descriptors, and it exits instead of resetting a VM. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,10 +24,6 @@
  * on its own clock, that init has started. */
 #define BOOT_TIMER_PORT 0x440
 
-/* How long the agent waits, after EXIT or ERROR, for the host to close the control connection
- * (it does once it has read stdout and stderr to their ends). */
-#define CLOSE_WAIT_MS 30000
-
 /* Resets the VM: the kernel runs with reboot=k, so this is how the guest says it is done. */
 static void __attribute__((noreturn)) reset_vm(void) {
   sync();
@@ -39,36 +34,13 @@ static void __attribute__((noreturn)) reset_vm(void) {
 
 /* After the last frame: wait (bounded) until the host closes the control connection. */
 static void __attribute__((noreturn)) wait_for_close(int control) {
-  uint64_t deadline = boottime_ns() + (uint64_t)CLOSE_WAIT_MS * 1000000u;
-  char buf[4096];
-  for (;;) {
-    uint64_t now = boottime_ns();
-    if (now >= deadline) {
-      console("the host did not close the control connection within %d s", CLOSE_WAIT_MS / 1000);
-      break;
-    }
-    struct pollfd p = {.fd = control, .events = POLLIN};
-    int n = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
-    if (n < 0 && errno != EINTR) break;
-    if (n > 0 && read(control, buf, sizeof buf) <= 0) break; /* closed (or broken): done */
-  }
+  wait_closed(control);
   reset_vm();
 }
 
 static void __attribute__((noreturn)) send_error_and_end(int control, int code) {
   if (send_error(control, code, agent_error) != 0) console("%s", agent_error);
   wait_for_close(control);
-}
-
-/* Reads frames until END: 1 when the spec is complete and checked, 0 when the host closed the
- * connection before END, -1 (agent_error set) on a bad frame or spec. */
-static int read_spec(struct frame_reader *reader, struct spec *spec) {
-  while (!spec->ended) {
-    int rc = frame_next(reader);
-    if (rc <= 0) return rc;
-    if (spec_add(spec, reader->type, reader->payload, reader->payload_len) != 0) return -1;
-  }
-  return spec_check(spec) == 0 ? 1 : -1;
 }
 
 /* Under runc: the exit status is the process's (125-127 when it could not start), for a host
@@ -88,7 +60,7 @@ static int container_main(void) {
   struct spec spec;
   spec_init(&spec);
   spec.container = true;
-  int rc = read_spec(&reader, &spec);
+  int rc = spec_read(&reader, &spec);
   if (rc == 0) {
     console("the host closed the control connection before the spec was complete");
     return 125;
@@ -142,7 +114,7 @@ int main(int argc, char **argv) {
   frame_reader_init(&reader, control);
   struct spec spec;
   spec_init(&spec);
-  int got = read_spec(&reader, &spec);
+  int got = spec_read(&reader, &spec);
   if (got == 0) {
     console("the host closed the control connection before the spec was complete");
     reset_vm();

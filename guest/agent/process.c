@@ -114,7 +114,16 @@ static void __attribute__((noreturn)) report_failure(int fd, int code, bool time
 /* In a VM, a mount namespace of its own whose root is the container's, moved there as switch_root
    does: a process under a plain chroot may not make user namespaces (unshare(CLONE_NEWUSER)
    refuses a chrooted caller), and sandboxes inside images do. Under runc, "/" is already it. */
-static int enter_root(const char *root) {
+static int enter_root(const char *root, pid_t join) {
+  if (join > 0) {
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)join);
+    int fd = open(ns, O_RDONLY | O_CLOEXEC);
+    /* setns into a mount namespace sets root and cwd to its root, mounts on / followed. */
+    int rc = fd < 0 ? -1 : setns(fd, CLONE_NEWNS);
+    if (fd >= 0) close(fd);
+    return rc == 0 ? chdir("/") : -1;
+  }
   if (strcmp(root, "/") == 0) return chdir("/");
   if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 || chdir(root) != 0 ||
       mount(root, "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0)
@@ -122,8 +131,16 @@ static int enter_root(const char *root) {
   return chdir("/");
 }
 
+/* IDLE's main process: it holds the sandbox open until a signal ends it. */
+static void __attribute__((noreturn)) idle(int report) {
+  uint64_t ns = boottime_ns();
+  (void)write_all(report, &ns, sizeof ns);
+  close(report); /* EOF right after the time: "it exec'ed" */
+  for (;;) pause();
+}
+
 /* In the forked child: becomes the container's process, or reports why it cannot. */
-static void __attribute__((noreturn)) child(const struct spec *s, const char *root, int report, const int stdio[3]) {
+static void __attribute__((noreturn)) child(const struct spec *s, const char *root, pid_t join, int report, const int stdio[3]) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -143,10 +160,11 @@ static void __attribute__((noreturn)) child(const struct spec *s, const char *ro
       report_failure(report, 125, false);
     }
   }
-  if (enter_root(root) != 0) {
-    fail_errno("entering the container's root %s", root);
+  if (enter_root(root, join) != 0) {
+    fail_errno("entering the container's root %s", join > 0 ? "(the sandbox's)" : root);
     report_failure(report, 125, false);
   }
+  if (s->idle) idle(report);
 
   struct user_ids ids;
   if (user_resolve(s->user, "/etc/passwd", "/etc/group", &ids) != 0) report_failure(report, 125, false);
@@ -284,18 +302,26 @@ static void set_nonblocking(int fd) {
   if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
-/* Handles SIGNAL and RESIZE; -1 on anything else. */
-static int handle_control(struct frame_reader *ctl, pid_t pid, bool running, int master) {
+static uint32_t le32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* Handles SIGNAL, RESIZE and (where io takes them) EXEC; -1 on anything else. */
+static int handle_control(struct process_io *io, pid_t pid, bool running, int master) {
+  struct frame_reader *ctl = io->control;
   int rc;
   while ((rc = frame_take(ctl)) == 1) {
     const unsigned char *p = ctl->payload;
     if (ctl->type == FRAME_SIGNAL && ctl->payload_len == 4) {
-      uint32_t sig = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+      uint32_t sig = le32(p);
       if (running && (sig == 0 || sig > 64 || kill(pid, (int)sig) != 0))
         console("SIGNAL %u to the process: %s", sig, sig == 0 || sig > 64 ? "no such signal" : strerror(errno));
     } else if (ctl->type == FRAME_RESIZE && ctl->payload_len == 4) {
       struct winsize ws = {.ws_row = (unsigned short)(p[0] | p[1] << 8), .ws_col = (unsigned short)(p[2] | p[3] << 8)};
       if (master >= 0 && ioctl(master, TIOCSWINSZ, &ws) != 0) console("resizing the terminal: %s", strerror(errno));
+    } else if (ctl->type == FRAME_EXEC && ctl->payload_len == 4 && io->on_exec) {
+      uint32_t id = le32(p);
+      if (id == 0 || id > EXEC_ID_MAX) return fail("protocol error: EXEC id %u out of range", id);
+      /* After the main process, nothing more starts: the sandbox is ending. */
+      if (running) io->on_exec(id, pid);
     } else {
       return fail("protocol error: frame type %u (%zu bytes) while the process runs", ctl->type, ctl->payload_len);
     }
@@ -314,7 +340,7 @@ static int exit_code_of(int status) { return WIFSIGNALED(status) ? 128 + WTERMSI
 static int relay_loop(struct relay *r, struct process_io *io, pid_t pid, int sigfd, int *exit_code) {
   bool running = true;
   struct pump *pumps[3] = {&r->in, &r->out, &r->err};
-  if (handle_control(io->control, pid, running, r->master) < 0) return -1; /* frames sent with the spec */
+  if (handle_control(io, pid, running, r->master) < 0) return -1; /* frames sent with the spec */
   for (;;) {
     for (int i = 0; i < 3; i++) pump_settle(r, pumps[i]);
     if (!running && pump_finished(&r->out) && pump_finished(&r->err)) return 0;
@@ -338,7 +364,7 @@ static int relay_loop(struct relay *r, struct process_io *io, pid_t pid, int sig
         long got = frame_fill(io->control);
         if (got < 0) return -1;
         if (got == 0) return fail("the host closed the control connection while the process was running");
-        if (handle_control(io->control, pid, running, r->master) < 0) return -1;
+        if (handle_control(io, pid, running, r->master) < 0) return -1;
       } else if (where[i] == -2) {
         struct signalfd_siginfo si;
         while (read(sigfd, &si, sizeof si) > 0) continue;
@@ -421,7 +447,7 @@ int process_run(const struct spec *s, const char *root, struct process_io *io, i
     fail_errno("fork");
     goto out;
   }
-  if (pid == 0) child(s, root, report[1], stdio);
+  if (pid == 0) child(s, root, io->join, report[1], stdio);
 
   close(report[1]), report[1] = -1;
   for (int i = 0; i < 3; i++) {

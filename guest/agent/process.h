@@ -3,6 +3,8 @@
 #define AGENT_PROCESS_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "channel.h"
 #include "spec.h"
@@ -13,6 +15,12 @@ struct process_io {
   /* As PID 1, the agent ends every process when the main one exits (kill(-1)) and reaps
    * orphans; otherwise (tests) only the main process's session is killed. */
   bool is_init;
+  /* Not 0: the process enters this process's mount namespace (the sandbox's main process, whose
+   * root is the container's) instead of moving `root` to / in a namespace of its own. */
+  pid_t join;
+  /* Where EXEC frames go (a VM's main process only): starts exec `id` beside process
+   * `main_pid`; NULL refuses them. */
+  void (*on_exec)(uint32_t id, pid_t main_pid);
 };
 
 /* Runs the spec's command in `root` and relays until it exits and its output is drained.

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "mounts.h"
 #include "network.h"
 #include "process.h"
@@ -136,12 +137,13 @@ int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code)
       return 125;
     }
   }
-  struct process_io io = {.control = control, .in_sock = socks[0], .out_sock = socks[1], .err_sock = socks[2], .is_init = true};
+  struct process_io io = {.control = control, .in_sock = socks[0], .out_sock = socks[1], .err_sock = socks[2], .is_init = true, .on_exec = exec_start};
   return process_run(s, CONTAINER_ROOT, &io, exit_code);
 }
 
 int container_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
-  /* PID 1 of the container's PID namespace, as the agent is in a VM: the process is its child. */
-  struct process_io io = {.control = control, .in_sock = FD_STDIN, .out_sock = FD_STDOUT, .err_sock = FD_STDERR, .is_init = true};
+  /* PID 1 of the container's PID namespace, as the agent is in a VM: the process is its child.
+   * Under `runc exec` (a sandbox's exec) it is not, and ends only its own process. */
+  struct process_io io = {.control = control, .in_sock = FD_STDIN, .out_sock = FD_STDOUT, .err_sock = FD_STDERR, .is_init = getpid() == 1};
   return process_run(s, "/", &io, exit_code);
 }

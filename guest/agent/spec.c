@@ -279,6 +279,11 @@ static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payl
     s->rows = (uint16_t)(payload[0] | payload[1] << 8);
     s->cols = (uint16_t)(payload[2] | payload[3] << 8);
     return 0;
+  case FRAME_IDLE:
+    if (s->idle) return fail("bad spec: IDLE sent twice");
+    if (len != 0) return fail("bad IDLE: payload must be empty");
+    s->idle = true;
+    return 0;
   case FRAME_READONLY:
     if (s->readonly) return fail("bad spec: READONLY sent twice");
     if (len != 0) return fail("bad READONLY: payload must be empty");
@@ -359,6 +364,16 @@ int spec_check(const struct spec *s) {
     }
   }
   if (s->mode == MODE_UNPACK && !unpacks) return fail("bad spec: unpack without a LAYER");
-  if (s->mode == MODE_RUN && s->argc == 0) return fail("bad spec: run without an ARG");
+  if (s->mode == MODE_RUN && s->idle && s->argc > 0) return fail("bad spec: IDLE with an ARG");
+  if (s->mode == MODE_RUN && !s->idle && s->argc == 0) return fail("bad spec: run without an ARG");
   return 0;
+}
+
+int spec_read(struct frame_reader *reader, struct spec *spec) {
+  while (!spec->ended) {
+    int rc = frame_next(reader);
+    if (rc <= 0) return rc;
+    if (spec_add(spec, reader->type, reader->payload, reader->payload_len) != 0) return -1;
+  }
+  return spec_check(spec) == 0 ? 1 : -1;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "channel.h"
+
 #define DEVICE_NAME_MAX 8 /* "vd" and up to six letters: far more disks than a VM gets */
 
 enum mode { MODE_NONE, MODE_UNPACK, MODE_RUN };
@@ -47,6 +49,8 @@ struct spec {
   size_t nenv;
   char *workdir, *user, *hostname, *resolv, *hosts; /* NULL when not sent */
   bool tty, readonly;
+  /* IDLE: no ARG; the main process only waits, for EXECs (a sandbox). */
+  bool idle;
   uint16_t rows, cols;
   /* NETWORK: eth0's IPv4 address, prefix length and default gateway (network order), and
    * optionally (net6) its IPv6 ones. */
@@ -66,6 +70,9 @@ struct spec {
 };
 
 void spec_init(struct spec *s);
+/* Reads frames until END: 1 when the spec is complete and checked, 0 when the host closed the
+ * connection before END, -1 (agent_error set) on a bad frame or spec. */
+int spec_read(struct frame_reader *reader, struct spec *spec);
 void spec_free(struct spec *s);
 /* Adds one frame of the spec; -1 (agent_error set) when it is malformed or out of place. */
 int spec_add(struct spec *s, uint8_t type, const unsigned char *payload, size_t len);

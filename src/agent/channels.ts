@@ -17,3 +17,12 @@ export enum AgentFd {
   Stdout = 5,
   Stderr = 6,
 }
+
+/** The highest exec id (guest/agent/channel.h's EXEC_ID_MAX). */
+export const EXEC_ID_MAX = 4096;
+
+/** An exec's four vsock ports: the main ones moved up by 4 per id (channel.h's EXEC_PORT_STRIDE). */
+export function execPorts(id: number): { control: number; stdin: number; stdout: number; stderr: number } {
+  const base = AgentPort.Control + 4 * id;
+  return { control: base, stdin: base + 1, stdout: base + 2, stderr: base + 3 };
+}

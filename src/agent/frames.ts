@@ -25,6 +25,8 @@ export enum FrameType {
   End = 15,
   Signal = 16,
   Resize = 17,
+  Exec = 18,
+  Idle = 19,
   Phase = 32,
   Exit = 33,
   Error = 34,

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
-import type { RunControl, Stdio } from './process-io';
+import type { ProcessControl, RunControl, Stdio } from './process-io';
 import { FrameType, terminalSize, u32 } from './frames';
 import type { AgentSession } from './session';
 
@@ -17,12 +17,16 @@ export interface ProcessSockets {
   stderr: Promise<net.Socket>;
 }
 
-export function processControl(session: AgentSession, stop: () => void): RunControl {
+export function processControl(session: AgentSession): ProcessControl {
   return {
     signal: (signal) => session.send(FrameType.Signal, u32(typeof signal === 'number' ? signal : constants.signals[signal])),
     resize: (rows, cols) => session.send(FrameType.Resize, terminalSize(rows, cols)),
-    stop,
   };
+}
+
+/** The main process's control, with the run's means to stop and to exec. */
+export function runControl(session: AgentSession, stop: () => void, exec: RunControl['exec']): RunControl {
+  return { ...processControl(session), stop, exec };
 }
 
 /**

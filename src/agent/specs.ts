@@ -15,13 +15,18 @@ import type { AgentSession } from './session';
  * Everything a runtime needs to start the process, decided by src/run/spec.ts from the image
  * config and the user's options; nothing here needs the image's files.
  */
-export interface RunSpec {
+export interface ProcessSpec {
   argv: string[];
   env: string[];
   workdir: string;
   user: string;
-  hostname: string;
   tty?: { rows: number; cols: number };
+}
+
+export interface RunSpec extends ProcessSpec {
+  hostname: string;
+  /** No process of the image's (argv empty): the main process only waits, for execs. */
+  idle?: boolean;
   readOnly: boolean;
   resolvConf: string;
   /** /etc/hosts entries beyond docker's own (`--add-host`). */
@@ -44,11 +49,8 @@ export const UNPACK_ROOT = '/mnt/root';
 export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHome, lowers: string[] = []): void {
   session.send(FrameType.Mode, 'run');
   for (const lower of lowers) session.send(FrameType.Lower, lower);
-  for (const arg of spec.argv) session.send(FrameType.Arg, arg);
-  for (const entry of spec.env) session.send(FrameType.Env, entry);
-  session.send(FrameType.Workdir, spec.workdir);
-  if (spec.user) session.send(FrameType.User, spec.user);
-  if (spec.tty) session.send(FrameType.Tty, terminalSize(spec.tty.rows, spec.tty.cols));
+  sendProcess(session, spec);
+  if (spec.idle) session.send(FrameType.Idle);
   if (home === 'vm') {
     const etc = etcFiles(spec);
     session.send(FrameType.Hostname, spec.hostname);
@@ -68,6 +70,21 @@ export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHom
     }
   }
   session.send(FrameType.End);
+}
+
+/** An exec's spec: the process alone, on its own control connection. */
+export function sendExecSpec(session: AgentSession, spec: ProcessSpec): void {
+  session.send(FrameType.Mode, 'run');
+  sendProcess(session, spec);
+  session.send(FrameType.End);
+}
+
+function sendProcess(session: AgentSession, spec: ProcessSpec): void {
+  for (const arg of spec.argv) session.send(FrameType.Arg, arg);
+  for (const entry of spec.env) session.send(FrameType.Env, entry);
+  session.send(FrameType.Workdir, spec.workdir);
+  if (spec.user) session.send(FrameType.User, spec.user);
+  if (spec.tty) session.send(FrameType.Tty, terminalSize(spec.tty.rows, spec.tty.cols));
 }
 
 /** Where the agent reads a layer's blob: `offset` bytes into /dev/<device>. */

@@ -49,6 +49,70 @@ export interface AgentContainer {
   stop(): void;
   /** The container's first process (the agent), as the host sees it, once runc has made it. */
   pid(): Promise<number>;
+  /**
+   * Starts the agent once more in the running container (`runc exec`), for another process;
+   * `done` settles once runc exec has ended and its descriptors are closed.
+   */
+  exec(): { session: AgentSession; sockets: ProcessSockets; done: Promise<void> };
+}
+
+/** runc started with the agent on its preserved descriptors, and the conversation with it. */
+interface AgentProcess {
+  child: ReturnType<typeof spawn>;
+  session: AgentSession;
+  sockets?: ProcessSockets;
+  /** Settles once runc has exited. */
+  exited: Promise<void>;
+  /** Rejects, with what runc said, once runc has exited and its output is in. */
+  ended: Promise<never>;
+}
+
+/**
+ * Runs `runc ARGS...` with the agent's descriptors from AgentFd.Control on, then the agent
+ * binary, which ARGS start as /proc/self/fd/N. A lost connection means runc or the agent ended;
+ * runc's exit says which and why.
+ */
+function spawnAgent(runcBinary: string, args: string[], init: string, stdio: boolean, what: string): AgentProcess {
+  const initFd = fs.openSync(init, 'r');
+  let child: ReturnType<typeof spawn>;
+  try {
+    const pipes = stdio ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe'];
+    // Its own process group: a terminal's Ctrl-C is for vmrun to forward, not for runc.
+    child = spawn(runcBinary, ['--root', RUNC_ROOT, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe', ...pipes, initFd] as ('pipe' | 'ignore' | number)[],
+      detached: true,
+    });
+  } finally {
+    fs.closeSync(initFd);
+  }
+  const runcProcess = child;
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    log.debug({ runc: text }, 'runc output');
+    output = (output + text).slice(-RUNC_OUTPUT_BYTES);
+  };
+  runcProcess.stdout?.on('data', keep);
+  runcProcess.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => {
+    runcProcess.once('exit', () => resolve());
+    runcProcess.once('error', () => resolve());
+  });
+  // 'close': runc has exited and everything it printed has arrived.
+  const closed = new Promise<void>((resolve) => runcProcess.once('close', () => resolve()));
+  const spawnFailed = new Promise<void>((resolve) => runcProcess.once('error', (err) => {
+    output += err.message;
+    resolve();
+  }));
+  const ended = Promise.race([closed, spawnFailed]).then((): never => {
+    const why = runcMessage(output) || `runc exited with status ${runcProcess.exitCode ?? runcProcess.signalCode}`;
+    throw new ContainerError(`${what} ended before its agent reported: ${why}`);
+  });
+  ended.catch(() => {});  // only the session below asks, and only when it lost the agent
+  const session = new AgentSession(runcProcess.stdio[AgentFd.Control] as net.Socket, (lost) => ended.then(() => lost, (err: Error) => err));
+  const socket = (fd: number) => Promise.resolve(runcProcess.stdio[fd] as net.Socket);
+  const sockets = stdio ? { stdin: socket(AgentFd.Stdin), stdout: socket(AgentFd.Stdout), stderr: socket(AgentFd.Stderr) } : undefined;
+  return { child, session, sockets, exited, ended };
 }
 
 export async function withAgentContainer<T>(options: AgentContainerOptions, body: (container: AgentContainer) => Promise<T>): Promise<T> {
@@ -57,10 +121,9 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
   const id = options.name ?? `vmrun-${randomBytes(6).toString('hex')}`;
   if (fs.existsSync(path.join(RUNC_ROOT, id))) throw new ContainerError(`a container named ${id} already exists: choose another --name`);
   const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-bundle-'));
-  let child: ReturnType<typeof spawn> | undefined;
-  let exited: Promise<void> | undefined;
-  let session: AgentSession | undefined;
+  let run: AgentProcess | undefined;
   let unregister: (() => void) | undefined;
+  const execs = new Set<AgentProcess>();
   try {
     // A copy of its own: what the container could reach through /proc/1/exe is this file alone.
     const init = path.join(bundle, 'init');
@@ -76,54 +139,30 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
       limits: options.limits,
       cgroupsPath: `/vmrun/${id}`,
     })));
-    const initFd = fs.openSync(init, 'r');
-    try {
-      const pipes = options.stdio ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe'];
-      // Its own process group: a terminal's Ctrl-C is for vmrun to forward, not for runc.
-      child = spawn(runcBinary, ['--root', RUNC_ROOT, 'run', '--bundle', bundle, '--preserve-fds', String(agentFd - 2), id], {
-        stdio: ['ignore', 'pipe', 'pipe', ...pipes, initFd] as ('pipe' | 'ignore' | number)[],
-        detached: true,
-      });
-    } finally {
-      fs.closeSync(initFd);
-    }
-    const runcProcess = child;
-    let output = '';
-    const keep = (chunk: Buffer) => {
-      const text = chunk.toString('utf8');
-      log.debug({ container: id, runc: text }, 'runc output');
-      output = (output + text).slice(-RUNC_OUTPUT_BYTES);
-    };
-    runcProcess.stdout?.on('data', keep);
-    runcProcess.stderr?.on('data', keep);
-    exited = new Promise((resolve) => {
-      runcProcess.once('exit', () => resolve());
-      runcProcess.once('error', () => resolve());
-    });
-    // 'close': runc has exited and everything it printed has arrived.
-    const closed = new Promise<void>((resolve) => runcProcess.once('close', () => resolve()));
-    const spawnFailed = new Promise<void>((resolve) => runcProcess.once('error', (err) => {
-      output += err.message;
-      resolve();
-    }));
-    const ended = Promise.race([closed, spawnFailed]).then((): never => {
-      const why = runcMessage(output) || `runc exited with status ${runcProcess.exitCode ?? runcProcess.signalCode}`;
-      throw new ContainerError(`the container ended before its agent reported: ${why}`);
-    });
-    ended.catch(() => {});  // only the session below asks, and only when it lost the agent
-    // A lost connection means runc or the agent ended; runc's exit says which and why.
-    const s = new AgentSession(runcProcess.stdio[AgentFd.Control] as net.Socket, (lost) => ended.then(() => lost, (err: Error) => err));
-    session = s;
-    const socket = (fd: number) => Promise.resolve(runcProcess.stdio[fd] as net.Socket);
-    const sockets = options.stdio ? { stdin: socket(AgentFd.Stdin), stdout: socket(AgentFd.Stdout), stderr: socket(AgentFd.Stderr) } : undefined;
+    const preserve = ['--preserve-fds', String(agentFd - 2)];
+    run = spawnAgent(runcBinary, ['run', '--bundle', bundle, ...preserve, id], init, options.stdio, 'the container');
+    const runcProcess = run.child;
     const stop = () => void runc(['kill', id, 'KILL']).catch(() => runcProcess.kill('SIGKILL'));
     unregister = onTeardown(stop);
-    return await body({ session: s, sockets, stop, pid: () => Promise.race([containerPid(id), ended]) });
+    const ended = run.ended;
+    // The same agent, not PID 1 of the container, starting one process among the container's.
+    const exec = () => {
+      const started = spawnAgent(runcBinary, ['exec', '--preserve-fds', '5', id, `/proc/self/fd/${AgentFd.Stderr + 1}`, 'container'], init, true, 'runc exec');
+      execs.add(started);
+      const done = started.exited.then(() => {
+        for (const stream of started.child.stdio) stream?.destroy();
+        execs.delete(started);
+      });
+      return { session: started.session, sockets: started.sockets!, done };
+    };
+    return await body({ session: run.session, sockets: run.sockets, stop, pid: () => Promise.race([containerPid(id), ended]), exec });
   } finally {
     unregister?.();
-    session?.close();
-    if (child && exited) await reap(child, exited, id);
-    for (const stream of child?.stdio ?? []) stream?.destroy();
+    run?.session.close();
+    for (const e of execs) e.session.close();
+    if (run) await reap(run.child, run.exited, id);
+    await Promise.all([...execs].map((e) => e.exited));
+    for (const stream of run?.child.stdio ?? []) stream?.destroy();
     fs.rmSync(bundle, { recursive: true, force: true });
   }
 }

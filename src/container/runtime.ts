@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { etcFiles } from '../agent/etc-files';
-import { processControl, relayProcess } from '../agent/process';
+import { processControl, relayProcess, runControl } from '../agent/process';
 import type { RunControl, Stdio } from '../agent/process-io';
-import { sendRunSpec, type RunSpec } from '../agent/specs';
+import { sendExecSpec, sendRunSpec, type RunSpec } from '../agent/specs';
 import type { Image } from '../image/layout';
 import { withAgentContainer } from './agent-container';
 import type { ContainerLimits } from './bundle';
@@ -58,12 +58,22 @@ export async function runInContainer(
     try {
       const binds = etcBinds(spec, path.join(dir, 'etc'));
       const options = { root: overlay.root, readOnlyRoot: spec.readOnly, hostname: spec.hostname, binds, volumes, limits: resources, stdio: true, name: resources.name };
-      return await withAgentContainer(options, async ({ session, sockets, stop, pid }) => {
+      return await withAgentContainer(options, async ({ session, sockets, stop, pid, exec }) => {
         const network = await withNetns(await pid(), async (fd): Promise<UserNetwork | undefined> => (bridge ? startPasta(bridge, fd) : loopbackOnly(fd)));
         try {
           if (network) resources.onPublished?.(network.published);
           sendRunSpec(session, spec, 'container');
-          onStart?.(processControl(session, stop));
+          onStart?.(runControl(session, stop, async (process, io, onExecStart) => {
+            const started = exec();
+            try {
+              sendExecSpec(started.session, process);
+              onExecStart?.(processControl(started.session));
+              return await relayProcess(started.session, started.sockets, io);
+            } finally {
+              started.session.close();
+              await started.done;
+            }
+          }));
           // Once the container is gone, nobody holds the other ends of the output streams: they end.
           return { exitCode: await relayProcess(session, sockets!, stdio), layers, guest: session.phasesMs() };
         } finally {

@@ -2,6 +2,8 @@
  * IMAGE as the user wrote it, opened: `oci:DIR[:REF]` is an OCI image layout directory; any
  * other reference is a registry image.
  */
+import fs from 'node:fs';
+
 import { ImageError } from '../errors';
 import { hostPlatform, openLayout, type Image } from '../image/layout';
 
@@ -13,13 +15,19 @@ export interface ResolveOptions {
   platform?: string;
 }
 
+/** The API's image: a path (absolute, ./ or ../, or any directory holding oci-layout) is a layout directory; else what the CLI would make of the text. */
+export function resolveImage(text: string, pull: PullPolicy = 'missing', ref?: string): Promise<Image> {
+  if (/^\.{0,2}\//.test(text) || fs.existsSync(`${text}/oci-layout`)) return openLayout(text, ref);
+  return openImage(text, { pull });
+}
+
 export async function openImage(ref: string, options: ResolveOptions): Promise<Image> {
   if (options.platform !== undefined) checkPlatform(options.platform);
   if (ref.startsWith('oci:')) {
     const { dir, name } = splitLayoutRef(ref.slice(4));
     return openLayout(dir, name);
   }
-  return resolveImage(ref, options);
+  return registryImage(ref, options);
 }
 
 /** `DIR[:REF]`: the last colon starts REF when what follows it has no slash (DIR may hold colons). */
@@ -30,7 +38,7 @@ export function splitLayoutRef(text: string): { dir: string; name?: string } {
 }
 
 /** A registry image, from the store or pulled as `pull` says. */
-async function resolveImage(ref: string, options: ResolveOptions): Promise<Image> {
+async function registryImage(ref: string, options: ResolveOptions): Promise<Image> {
   const { getImage } = await import('../image/store');
   return getImage(ref, { pull: options.pull, platform: options.platform });
 }

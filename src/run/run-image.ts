@@ -4,12 +4,10 @@
  * directory, or an image already opened; the result is the process's exit code (128+N for a
  * signal) with the run's timings.
  */
-import fs from 'node:fs';
-
-import { openLayout, type Image } from '../image/layout';
+import type { Image } from '../image/layout';
 import { runInVm, type VmResources, type VmRunResult } from '../vm/runtime';
 import type { RunControl, Stdio } from '../agent/process-io';
-import { openImage, type PullPolicy } from './resolve-image';
+import { resolveImage, type PullPolicy } from './resolve-image';
 import { makeRunSpec, type RunOptions } from './spec';
 
 export interface RunImageOptions extends RunOptions, VmResources {
@@ -25,13 +23,7 @@ export interface RunImageOptions extends RunOptions, VmResources {
 }
 
 export async function runImage(options: RunImageOptions): Promise<VmRunResult> {
-  const image = typeof options.image === 'string' ? await resolve(options.image, options) : options.image;
+  const image = typeof options.image === 'string' ? await resolveImage(options.image, options.pull, options.ref) : options.image;
   const spec = makeRunSpec(image.config, options);
   return runInVm(image, spec, options.stdio, options, options.onStart);
-}
-
-/** A path (absolute, ./ or ../, or any directory holding oci-layout) is a layout directory; else what the CLI would make of the text. */
-function resolve(text: string, options: RunImageOptions): Promise<Image> {
-  if (/^\.{0,2}\//.test(text) || fs.existsSync(`${text}/oci-layout`)) return openLayout(text, options.ref);
-  return openImage(text, { pull: options.pull ?? 'missing' });
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 
-import type { RunSpec } from '../agent/specs';
+import type { ProcessSpec, RunSpec } from '../agent/specs';
 import { RunSpecError } from '../errors';
 import type { ImageConfig } from '../image/config';
 import { GUEST_NETWORK, type HostEntry, type NetworkSpec } from '../network/options';
@@ -44,14 +44,28 @@ export interface RunOptions {
   dnsOptions?: string[];
   /** `-v`, `--mount` and `--tmpfs`, parsed (src/volumes/options.ts). */
   volumes?: VolumeSpec[];
+  /** No command of the image's: the sandbox's main process only waits, for execs (a Sandbox). */
+  idle?: boolean;
+}
+
+/** A process started in a running sandbox (`exec`), on top of the sandbox's own spec. */
+export interface ExecOptions {
+  argv: string[];
+  /** `NAME=value` entries, winning over the sandbox's. */
+  env?: string[];
+  /** Default: the sandbox's user. */
+  user?: string;
+  /** Absolute; default: the sandbox's working directory. */
+  workdir?: string;
+  tty?: { rows: number; cols: number };
 }
 
 
 export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunSpec {
   const entrypoint = options.entrypoint === undefined ? config.entrypoint : options.entrypoint === '' ? [] : [options.entrypoint];
   const cmd = options.command?.length ? options.command : options.entrypoint !== undefined ? [] : config.cmd;
-  const argv = [...entrypoint, ...cmd];
-  if (argv.length === 0) throw new RunSpecError('no command specified: the image has no Entrypoint or Cmd, so give a command after the image name');
+  const argv = options.idle ? [] : [...entrypoint, ...cmd];
+  if (argv.length === 0 && !options.idle) throw new RunSpecError('no command specified: the image has no Entrypoint or Cmd, so give a command after the image name');
   if (argv.some((a) => a.includes('\0'))) throw new RunSpecError('a command argument contains a NUL byte');
 
   const workdir = options.workdir ?? (config.workingDir || '/');
@@ -79,7 +93,18 @@ export function makeRunSpec(config: ImageConfig, options: RunOptions = {}): RunS
     hosts: options.hosts ?? [],
     network,
     volumes: options.volumes ?? [],
+    idle: options.idle,
   };
+}
+
+/** What an exec runs: the sandbox's environment, user and working directory unless it says otherwise. */
+export function makeExecSpec(sandbox: RunSpec, options: ExecOptions): ProcessSpec {
+  if (options.argv.length === 0) throw new RunSpecError('no command given to exec');
+  if (options.argv.some((a) => a.includes('\0'))) throw new RunSpecError('a command argument contains a NUL byte');
+  for (const entry of options.env ?? []) checkEnvEntry(entry);
+  const workdir = options.workdir ?? sandbox.workdir;
+  if (!workdir.startsWith('/')) throw new RunSpecError(`the working directory '${workdir}' is invalid: it needs to be an absolute path`);
+  return { argv: options.argv, env: mergeEnv(sandbox.env, options.env ?? []), workdir, user: options.user ?? sandbox.user, tty: options.tty };
 }
 
 function envName(entry: string): string {

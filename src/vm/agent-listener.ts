@@ -14,8 +14,8 @@ import { log } from '../log';
 export class AgentListener {
   /** Give this to the VMM as the vsock's Unix socket path. */
   readonly socketPath: string;
-  private readonly servers = new Map<AgentPort, net.Server>();
-  private readonly accepted = new Map<AgentPort, Promise<net.Socket>>();
+  private readonly servers = new Map<number, net.Server>();
+  private readonly accepted = new Map<number, Promise<net.Socket>>();
 
   private constructor(dir: string) {
     this.socketPath = path.join(dir, 'vsock');
@@ -24,10 +24,16 @@ export class AgentListener {
   /** Listens for every agent port in `dir`, a private directory of the caller's. */
   static async open(dir: string): Promise<AgentListener> {
     const listener = new AgentListener(dir);
-    for (const port of [AgentPort.Control, AgentPort.Stdin, AgentPort.Stdout, AgentPort.Stderr]) {
+    await listener.listen([AgentPort.Control, AgentPort.Stdin, AgentPort.Stdout, AgentPort.Stderr]);
+    return listener;
+  }
+
+  /** Listens on more ports (an exec's), each for one connection. */
+  async listen(ports: number[]): Promise<void> {
+    for (const port of ports) {
       const server = net.createServer();
       let resolveSocket!: (socket: net.Socket) => void;
-      listener.accepted.set(port, new Promise((resolve) => (resolveSocket = resolve)));
+      this.accepted.set(port, new Promise((resolve) => (resolveSocket = resolve)));
       let taken = false;
       server.on('connection', (socket) => {
         if (taken) return socket.destroy();
@@ -36,25 +42,33 @@ export class AgentListener {
         socket.on('error', () => {});
         resolveSocket(socket);
       });
-      listener.servers.set(port, server);
+      this.servers.set(port, server);
+      const at = `${this.socketPath}_${port}`;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(`${listener.socketPath}_${port}`, () => resolve());
+        server.listen(at, () => resolve());
       });
+      // A jailed VMM has a uid of its own: it is let in to the sockets there at boot, not to
+      // those made later (an exec's). The directory is this VM's alone.
+      fs.chmodSync(at, 0o666);
       // A failed accept (out of descriptors) costs that connection only; the agent's absence is noticed elsewhere.
       server.on('error', (err) => log.debug({ port, err: err.message }, 'agent listener error'));
     }
-    return listener;
   }
 
   /** The agent's connection on `port`, once it makes it. */
-  accept(port: AgentPort): Promise<net.Socket> {
-    return this.accepted.get(port)!;
+  accept(port: number): Promise<net.Socket> {
+    const socket = this.accepted.get(port);
+    if (!socket) throw new Error(`no listener on agent port ${port}`);
+    return socket;
   }
 
-  close(): void {
-    for (const [port, server] of this.servers) {
-      server.close();
+  /** Stops listening on `ports` (all of them by default); connections made stay. */
+  close(ports: number[] = [...this.servers.keys()]): void {
+    for (const port of ports) {
+      this.servers.get(port)?.close();
+      this.servers.delete(port);
+      this.accepted.delete(port);
       fs.rmSync(`${this.socketPath}_${port}`, { force: true });
     }
   }

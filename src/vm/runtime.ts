@@ -10,7 +10,8 @@ import type { Image } from '../image/layout';
 import type { RunControl, Stdio } from '../agent/process-io';
 import type { RunSpec } from '../agent/specs';
 import { AgentPort } from '../agent/channels';
-import { processControl, relayProcess } from '../agent/process';
+import { relayProcess, runControl } from '../agent/process';
+import { vmExec } from './vm-exec';
 import { sendRunSpec } from '../agent/specs';
 import { withAgentVm, type HostTimings } from './agent-vm';
 import { ensureLayerDisks, layerPartitions, layersDrive, type LayerDisks } from './layer-disks';
@@ -68,7 +69,7 @@ export async function runInVm(
       // Without passt (an offline host) the guest gets no NIC and the agent configures lo alone.
       const guestNetwork: RunSpec['network'] = network && spec.network.mode === 'bridge' ? { ...spec.network, ipv6: network.ipv6 } : { mode: 'none' };
       sendRunSpec(session, { ...spec, network: guestNetwork }, 'vm', layerPartitions('vda', layers.paths.length));
-      onStart?.(processControl(session, () => vm.kill()));
+      onStart?.(runControl(session, () => vm.kill(), vmExec(listener, session, ended)));
       const sockets = { stdin: listener.accept(AgentPort.Stdin), stdout: listener.accept(AgentPort.Stdout), stderr: listener.accept(AgentPort.Stderr) };
       const exitCode = await relayProcess(session, sockets, stdio, ended.then((exit: MachineExit) => {
         throw new AgentError(`the VM ended (${exit.kind}) before the process's output was complete`);

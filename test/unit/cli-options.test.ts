@@ -64,6 +64,7 @@ function fakeRun() {
       told.push('stop');
       fail(new Error('stopped'));
     },
+    exec: () => Promise.reject(new Error('no exec in this stand-in')),
   };
   const run = (onStart: (c: RunControl) => void) =>
     new Promise<{ exitCode: number }>((resolve, reject) => {

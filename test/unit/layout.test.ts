@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 
 import { ImageError, RunSpecError } from '../../src/errors';
 import { openLayout, verifyLayers, type Image, type Layer } from '../../src/image/layout';
-import { DEFAULT_PATH, makeRunSpec } from '../../src/run/spec';
+import { DEFAULT_PATH, makeExecSpec, makeRunSpec } from '../../src/run/spec';
 import { layoutOf, type TestLayout } from '../helpers/images';
 
 const hash = (data: string | Buffer) => 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -161,6 +161,21 @@ t.test('the process: argv = Entrypoint ++ Cmd; arguments replace Cmd; --entrypoi
     t.throws(() => makeRunSpec(ep, options), { name: RunSpecError.name, message: /^no command specified/ });
   }
   t.throws(() => makeRunSpec(plain, { command: ['a\0b'] }), { name: RunSpecError.name, message: /NUL/ });
+});
+
+t.test("a sandbox: IDLE instead of the image's command; an exec on top of the sandbox's spec", async (t) => {
+  const { config: ep } = await open('busybox', 'entrypoint');
+  const sandbox = makeRunSpec({ ...ep, entrypoint: [], cmd: [] }, { idle: true, env: ['FOO=sandbox', 'KEEP=1'], hostname: 'sb' });
+  t.match(sandbox, { argv: [], idle: true, workdir: '/work/dir', user: 'app' }, 'no command needed, none run');
+  const exec = makeExecSpec(sandbox, { argv: ['id'], env: ['FOO=exec'] });
+  t.same(exec.argv, ['id']);
+  t.same(exec.env.filter((e) => /^(FOO|KEEP|HOSTNAME)=/.test(e)).sort(), ['FOO=exec', 'HOSTNAME=sb', 'KEEP=1'], "the sandbox's environment, the exec's winning");
+  t.match(exec, { workdir: '/work/dir', user: 'app' }, "the sandbox's user and directory by default");
+  t.match(makeExecSpec(sandbox, { argv: ['id'], user: '0', workdir: '/tmp', tty: { rows: 3, cols: 4 } }), { user: '0', workdir: '/tmp', tty: { rows: 3, cols: 4 } });
+  t.throws(() => makeExecSpec(sandbox, { argv: [] }), { name: RunSpecError.name, message: 'no command given to exec' });
+  t.throws(() => makeExecSpec(sandbox, { argv: ['a\0'] }), { name: RunSpecError.name, message: /NUL/ });
+  t.throws(() => makeExecSpec(sandbox, { argv: ['x'], workdir: 'rel' }), { name: RunSpecError.name, message: /'rel' is invalid/ });
+  t.throws(() => makeExecSpec(sandbox, { argv: ['x'], env: ['=x'] }), { name: RunSpecError.name, message: /invalid environment entry/ });
 });
 
 t.test('the process: working directory and user from the image unless given', async (t) => {

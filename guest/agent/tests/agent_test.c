@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -595,6 +596,18 @@ static void test_spec(void) {
   spec_free(&s);
 
   spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_IDLE, "") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0 && s.idle,
+     "IDLE: a run without ARG");
+  spec_free(&s);
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_IDLE, "") == 0 && add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 &&
+         spec_check(&s) != 0 && strstr(agent_error, "IDLE with an ARG"),
+     "IDLE and ARG together refused: %s", agent_error);
+  spec_free(&s);
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_IDLE, "") == 0 && add(&s, FRAME_IDLE, "") != 0, "IDLE twice refused");
+  spec_free(&s);
+  spec_init(&s);
   ok(add(&s, FRAME_LOWER, "vda1") != 0, "MODE must come first");
   spec_free(&s);
   spec_init(&s);
@@ -816,6 +829,23 @@ static void test_process(void) {
   frame_reader_free(&r);
   waitpid(pid, NULL, 0);
   close(h.ctl), close(h.in), close(h.out), close(h.err);
+
+  /* IDLE: a main process that only waits, until a signal ends it; EXEC is refused where the
+   * agent takes none (here, as under runc). */
+  s.argv = NULL, s.argc = 0, s.idle = true;
+  pid = start_agent(&s, &h);
+  frame_reader_init(&r, h.ctl);
+  started = frame_next(&r) == 1 && r.type == FRAME_PHASE && r.payload_len > 5 && memcmp(r.payload, "exec ", 5) == 0;
+  struct pollfd quiet = {.fd = h.ctl, .events = POLLIN};
+  ok(started && poll(&quiet, 1, 200) == 0, "IDLE: started, then nothing until told");
+  unsigned char id[4] = {1, 0, 0, 0};
+  frame_send(h.ctl, FRAME_EXEC, id, 4);
+  ok(frame_next(&r) == 1 && r.type == FRAME_ERROR && r.payload_len > 4 && memmem(r.payload + 4, r.payload_len - 4, "frame type 18", 13),
+     "EXEC refused where it is not taken");
+  frame_reader_free(&r);
+  waitpid(pid, NULL, 0);
+  close(h.ctl), close(h.in), close(h.out), close(h.err);
+  s.idle = false;
 }
 
 int main(int argc, char **argv) {

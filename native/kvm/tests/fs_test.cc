@@ -110,7 +110,8 @@ struct Backend {
       } else if (m.request == kGetVringBase) {
         answer = Reply(kGetVringBase, m.payload.data(), 8);
       }
-      if (!answer.empty()) (void)!write(fd, answer.data(), answer.size());
+      // MSG_NOSIGNAL: a front end that refused an earlier reply may have closed its end already.
+      if (!answer.empty()) (void)!send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
       std::lock_guard<std::mutex> lock(mutex);
       got.push_back(std::move(m));
       changed.notify_all();

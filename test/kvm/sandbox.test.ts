@@ -1,0 +1,42 @@
+// Sandboxes that stay: one VM (or container) created once, many commands exec'd in it, each
+// with its own stdio, exit code, user, environment and working directory, sharing the
+// sandbox's files. Both runtimes, the same results.
+import t from 'tap';
+
+import { ociRef } from '../helpers/cli';
+import { Sandbox } from '../../src/run/sandbox';
+
+for (const runtime of ['vm', 'container'] as const) {
+  t.test(`${runtime}: many commands in one sandbox`, async (t) => {
+    const sb = await Sandbox.create({ image: await ociRef('busybox'), runtime, network: { mode: 'none' }, env: ['FROM_SANDBOX=1'] });
+    t.teardown(() => sb.close());
+
+    t.same(await sb.exec(['sh', '-c', 'echo out; echo err >&2; exit 3']), { exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false }, 'stdout, stderr and the exit code apart');
+    t.equal((await sb.exec(['id'], { user: '1000' })).stdout, 'uid=1000(app) gid=1000(app) groups=29(audio),50(staff),1000(app)\n', 'a user of the image');
+    t.equal((await sb.exec(['sh', '-c', 'echo $FROM_SANDBOX $FOO; pwd'], { env: { FOO: 'bar' }, workdir: '/new/dir' })).stdout, '1 bar\n/new/dir\n', "the sandbox's env with the exec's on top; a working directory made");
+    t.equal((await sb.exec(['cat'], { stdin: 'piped in' })).stdout, 'piped in', 'stdin');
+
+    // Files stay between commands: the sandbox's root is one.
+    const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    await sb.writeFile('/tmp/data', bytes);
+    t.equal((await sb.exec(['sh', '-c', 'wc -c < /tmp/data; md5sum < /tmp/data'])).stdout.split('\n')[0].trim(), '256', 'a file written by one command is there for the next');
+    await sb.writeFile('/tmp/text', 'hello\n');
+    t.equal(await sb.readFile('/tmp/text'), 'hello\n', 'readFile');
+    await t.rejects(sb.readFile('/no/such/file'), /reading \/no\/such\/file in the sandbox failed: .*No such file/, 'a missing file: an error naming it');
+
+    await t.rejects(sb.exec(['no-such-command']), { message: 'exec: "no-such-command": executable file not found in $PATH', exitCode: 127 }, "docker's 127");
+    t.match(await sb.exec(['sleep', '1000'], { timeoutMs: 300 }), { exitCode: 137, timedOut: true }, 'timeoutMs kills the command');
+
+    // Commands at once, each with its own streams.
+    const many = await Promise.all([1, 2, 3, 4].map((i) => sb.exec(['sh', '-c', `sleep 0.$i; echo ${i}; echo e${i} >&2`])));
+    t.same(many.map((r) => r.stdout + r.stderr), ['1\ne1\n', '2\ne2\n', '3\ne3\n', '4\ne4\n'], 'four at once, none mixed up');
+
+    // The sandbox's end ends what runs in it.
+    const long = sb.exec(['sleep', '1000']);
+    await new Promise((r) => setTimeout(r, 500));
+    sb.kill();
+    await t.rejects(long, 'a command running when the sandbox is killed does not outlive it');
+    await sb.close();
+    await t.rejects(sb.exec(['true']), /the sandbox is closed/, 'no command after close');
+  });
+}
