@@ -67,3 +67,16 @@ export class NetworkError extends VmrunError {}
 
 /** A host path could not be shared into a run (virtiofsd missing or failing, ...). */
 export class VolumeError extends VmrunError {}
+
+/**
+ * A sandbox of `run -d` that is missing, in the wrong state for what was asked, or named twice;
+ * or what its supervisor reported of an exec (`exitCode` 126 or 127 from the agent among them).
+ */
+export class SandboxError extends VmrunError {
+  constructor(
+    message: string,
+    override readonly exitCode: number = 125,
+  ) {
+    super(message);
+  }
+}

@@ -38,9 +38,10 @@ export interface Frame {
   payload: Buffer;
 }
 
-export function encodeFrame(type: FrameType, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+/** One frame; `type` is any u8 (the sandboxes' control socket frames its own types the same way). */
+export function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  if (body.length + 1 > MAX_FRAME_BYTES) throw new AgentError(`a ${FrameType[type]} frame of ${body.length} bytes is over the 1 MiB limit`);
+  if (body.length + 1 > MAX_FRAME_BYTES) throw new AgentError(`a ${FrameType[type] ?? `type ${type}`} frame of ${body.length} bytes is over the 1 MiB limit`);
   const header = Buffer.alloc(5);
   header.writeUInt32LE(body.length + 1, 0);
   header.writeUInt8(type, 4);

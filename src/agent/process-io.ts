@@ -20,6 +20,8 @@ export interface ProcessControl {
 
 /** What a caller can do to a run in progress. */
 export interface RunControl extends ProcessControl {
+  /** Resolves once the main process runs; rejects as the run does when it could not start. */
+  started: Promise<void>;
   /** Tears the VM or container down at once, whatever the process does; the run then fails. */
   stop(): void;
   /**

@@ -26,7 +26,7 @@ export function processControl(session: AgentSession): ProcessControl {
 
 /** The main process's control, with the run's means to stop and to exec. */
 export function runControl(session: AgentSession, stop: () => void, exec: RunControl['exec']): RunControl {
-  return { ...processControl(session), stop, exec };
+  return { ...processControl(session), started: session.started, stop, exec };
 }
 
 /**

@@ -18,9 +18,12 @@ export class AgentSession {
   onProgress?: (number: number, bytes: number) => void;
   /** The exit code the agent reported; rejects with AgentError when the run could not happen. */
   readonly outcome: Promise<number>;
+  /** Resolves once the agent says the process exec'ed (PHASE exec); rejects as `outcome` when it never did. */
+  readonly started: Promise<void>;
 
   private readonly reader = new FrameReader();
   private settle!: { resolve: (code: number) => void; reject: (err: Error) => void };
+  private markStarted!: () => void;
   private settled = false;
 
   /**
@@ -35,6 +38,11 @@ export class AgentSession {
     // A run that failed before it waited for the outcome (its network, say) closes the session,
     // which then fails too: that is no news to anybody.
     this.outcome.catch(() => {});
+    this.started = new Promise((resolve, reject) => {
+      this.markStarted = resolve;
+      this.outcome.then(() => reject(new AgentError('the process ended before the agent said it started')), reject);
+    });
+    this.started.catch(() => {});
     socket.on('data', (chunk: Buffer) => {
       try {
         for (const frame of this.reader.push(chunk)) this.onFrame(frame);
@@ -82,6 +90,7 @@ export class AgentSession {
         const match = /^([a-z][a-z0-9_-]{0,31}) ([0-9]{1,20})$/.exec(payload.toString('latin1'));
         if (!match) throw new AgentError('the guest agent sent a malformed PHASE frame');
         if (Object.keys(this.phases).length < MAX_PHASES) this.phases[match[1]] = Number(match[2]);
+        if (match[1] === 'exec') this.markStarted();
         return;
       }
       case FrameType.Progress: {

@@ -13,7 +13,9 @@ import { teardownAll } from '../teardown';
 import { registerImageCommands } from './image-commands';
 import { registerBenchCommand } from './bench-command';
 import { registerInfoCommands } from './info-commands';
+import { registerSuperviseCommand } from './detach';
 import { registerRunCommand } from './run-command';
+import { registerSandboxCommands } from './sandbox-commands';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -32,6 +34,8 @@ const program = new Command('vmrun')
   .configureOutput({ outputError: () => {} });
 
 registerRunCommand(program);
+registerSuperviseCommand(program);
+registerSandboxCommands(program);
 registerInfoCommands(program);
 registerBenchCommand(program);
 registerImageCommands(program);

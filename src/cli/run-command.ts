@@ -12,11 +12,14 @@ import { environment } from '../run/env-file';
 import { openImage, type PullPolicy } from '../run/resolve-image';
 import { parseCpus, parseMemory } from '../run/resources';
 import { RUNTIMES, runOn, type RuntimeName } from '../run/runtimes';
-import { makeRunSpec } from '../run/spec';
+import { makeRunSpec, type RunSpec } from '../run/spec';
+import type { Image } from '../image/layout';
+import type { RunControl, Stdio } from '../agent/process-io';
 import { supervise } from '../run/supervise';
 import { forwardResizes, onUserSignal, terminalSize, withRawTerminal } from './terminal';
 
-interface RunFlags {
+export interface RunFlags {
+  detach?: boolean;
   interactive?: boolean;
   tty?: boolean;
   env: string[];
@@ -58,6 +61,7 @@ export function registerRunCommand(program: Command): void {
     .argument('<image>', 'oci:DIR[:REF] (an OCI image layout) or a registry reference')
     .argument('[command...]', 'the command and its arguments (default: the image\'s)')
     .passThroughOptions()
+    .option('-d, --detach', 'run in the background and print the sandbox id (then: vmrun ps, exec, logs, stop, rm)')
     .option('-i, --interactive', 'pass stdin to the process')
     .option('-t, --tty', 'run the process on a pseudo-terminal')
     .option('-e, --env <NAME[=VALUE]>', 'set a variable (a bare NAME passes the host\'s value); repeatable', collect, [])
@@ -81,7 +85,7 @@ export function registerRunCommand(program: Command): void {
     .option('--platform <os/arch>', 'the image platform (this host\'s only)')
     .addOption(new Option('--pull <policy>', 'pull registry images').choices(['always', 'missing', 'never']).default('missing'))
     .option('--name <name>', 'a name for the run (the container\'s name under runc)')
-    .option('--rm', 'accepted for docker\'s sake: every run is removed when it ends')
+    .option('--rm', 'with -d: remove the sandbox when it ends (a run in the foreground always is)')
     .option('--read-only', 'keep the root filesystem read-only')
     .addOption(new Option('--runtime <runtime>', 'where to run').choices(RUNTIMES).default('vm'))
     .option('--kernel <path>', 'VM runtime: a guest kernel other than the cached one')
@@ -89,17 +93,29 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--log-level <level>', 'vmrun\'s own log, on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .addOption(new Option('--log-format <format>', 'log lines as JSON or for people').choices(['json', 'pretty']).default('json'))
     .action(async (imageRef: string, command: string[], flags: RunFlags) => {
-      process.exitCode = await runCommand(imageRef, command, flags);
+      if (flags.detach) {
+        const { detach } = await import('./detach');
+        process.exitCode = await detach(imageRef, command, flags);
+      } else {
+        process.exitCode = await runCommand(imageRef, command, flags);
+      }
     });
 }
 
-async function runCommand(imageRef: string, command: string[], flags: RunFlags): Promise<number> {
-  configureLog({ level: flags.logLevel, format: flags.logFormat });
+export interface PreparedRun {
+  image: Image;
+  spec: RunSpec;
+  /** Runs it, with `onStart` told the run's control once the process runs; under --timeout's watch. */
+  start: (stdio: Stdio, onStart: (control: RunControl) => void, runcName?: string) => Promise<{ exitCode: number }>;
+}
+
+/** Everything the flags say, checked, with the image opened (pulled as --pull says): a run ready to start. */
+export async function prepareRun(imageRef: string, command: string[], flags: RunFlags): Promise<PreparedRun> {
   const resources = {
     memoryBytes: flags.memory === undefined ? undefined : parseMemory(flags.memory),
     cpus: flags.cpus === undefined ? undefined : parseCpus(flags.cpus),
   };
-  const timeoutMs = flags.timeout === undefined ? undefined : seconds(flags.timeout) * 1000;
+  runTimeoutMs(flags);  // checked now, not after a long unpack
   if (flags.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.name)) {
     throw new UsageError(`invalid name ${JSON.stringify(flags.name)}: use letters, digits, _ . and -, starting with a letter or digit`);
   }
@@ -122,11 +138,20 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
     dnsOptions: flags.dnsOption.map((o) => checkDnsWord(o, '--dns-option')),
     volumes,
   });
+  const start: PreparedRun['start'] = (stdio, onStart, runcName = flags.name) =>
+    runOn(flags.runtime, image, spec, stdio, { ...resources, kernel: flags.kernel, name: runcName, onPublished: printPicked }, onStart);
+  return { image, spec, start };
+}
+
+async function runCommand(imageRef: string, command: string[], flags: RunFlags): Promise<number> {
+  configureLog({ level: flags.logLevel, format: flags.logFormat });
+  const { start } = await prepareRun(imageRef, command, flags);
+  const timeoutMs = runTimeoutMs(flags);
   const stdio = { stdin: flags.interactive ? process.stdin : null, stdout: process.stdout, stderr: process.stderr };
   let stopResizes: (() => void) | undefined;
   try {
     return await withRawTerminal(!!(flags.tty && flags.interactive), () =>
-      supervise((onStart) => runOn(flags.runtime, image, spec, stdio, { ...resources, kernel: flags.kernel, name: flags.name, onPublished: printPicked }, onStart), {
+      supervise((onStart) => start(stdio, onStart), {
         timeoutMs,
         onSignal: onUserSignal,
         onStart: (control) => {
@@ -145,6 +170,10 @@ async function runCommand(imageRef: string, command: string[], flags: RunFlags):
 function checkDnsWord(word: string, flag: string): string {
   if (!/^[^\s#;]+$/.test(word)) throw new UsageError(`invalid ${flag} ${JSON.stringify(word)}: one word, no spaces`);
   return word;
+}
+
+export function runTimeoutMs(flags: RunFlags): number | undefined {
+  return flags.timeout === undefined ? undefined : seconds(flags.timeout) * 1000;
 }
 
 function seconds(text: string): number {

@@ -2,7 +2,7 @@
  * The host terminal during a run: raw mode for TTY runs (always restored, whatever ends the run),
  * the user's signals, and the terminal's size as it changes.
  */
-import type { RunControl } from '../agent/process-io';
+import type { ProcessControl } from '../agent/process-io';
 
 /** The signals `docker run` forwards to the process by default that a terminal user sends. */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
@@ -20,7 +20,7 @@ export function onUserSignal(handler: (signal: NodeJS.Signals) => void): () => v
 }
 
 /** Forwards SIGWINCH as the process's new terminal size; returns how to stop. */
-export function forwardResizes(control: RunControl): () => void {
+export function forwardResizes(control: ProcessControl): () => void {
   const resize = () => {
     const { rows, cols } = terminalSize();
     control.resize(rows, cols);

@@ -1,9 +1,14 @@
 // Sandboxes that stay: one VM (or container) created once, many commands exec'd in it, each
 // with its own stdio, exit code, user, environment and working directory, sharing the
-// sandbox's files. Both runtimes, the same results.
+// sandbox's files. Both runtimes, the same results. Then the CLI's `run -d` and its commands with a VM
+// (test/unit/sandboxes.test.ts has them with a container).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 import t from 'tap';
 
-import { ociRef } from '../helpers/cli';
+import { ociRef, vmrun } from '../helpers/cli';
 import { Sandbox } from '../../src/run/sandbox';
 
 for (const runtime of ['vm', 'container'] as const) {
@@ -40,3 +45,19 @@ for (const runtime of ['vm', 'container'] as const) {
     await t.rejects(sb.exec(['true']), /the sandbox is closed/, 'no command after close');
   });
 }
+
+t.test('vm: run -d hosts the VM past the CLI; exec, logs, stop and rm reach it', async (t) => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-sandboxes-'));
+  t.teardown(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+  const cli = (args: string[]) => vmrun(args, { env: { ...process.env, VMRUN_STATE_DIR: stateDir } });
+  const started = await cli(['run', '-d', '--network', 'none', '--name', 'vm1', await ociRef('busybox'), 'sh', '-c', 'echo started; trap "echo got-term; exit 5" TERM; while :; do sleep 0.1; done']);
+  t.equal(started.code, 0, started.stderr);
+  t.match((await cli(['ps'])).stdout.toString(), /Up .* vm +vm1\n$/);
+  const exec = await cli(['exec', '-u', '1000', 'vm1', 'sh', '-c', 'id -u; echo err >&2; exit 4']);
+  t.same([exec.code, exec.stdout.toString(), exec.stderr], [4, '1000\n', 'err\n'], 'exec in the VM');
+  t.equal((await cli(['stop', 'vm1'])).code, 0);
+  t.equal((await cli(['wait', 'vm1'])).stdout.toString(), '5\n', 'the trap ran');
+  t.equal((await cli(['logs', 'vm1'])).stdout.toString(), 'started\ngot-term\n');
+  t.equal((await cli(['rm', 'vm1'])).code, 0);
+  t.same(fs.readdirSync(stateDir).filter((e) => e !== 'names'), [], 'nothing left');
+});

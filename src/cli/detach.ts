@@ -1,0 +1,85 @@
+/**
+ * `vmrun run -d`: the run checked and its image pulled here, where errors can still be told; then
+ * a sandbox made (its name claimed) and a supervisor started detached to host it (`vmrun
+ * __supervise ID`, below). The id is printed once the sandbox runs and takes execs; a run that
+ * cannot start is reported here, and leaves nothing behind.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import type { Command } from 'commander';
+
+import { SandboxError, UsageError } from '../errors';
+import { configureLog } from '../log';
+import { supervise } from '../run/supervise';
+import { createSandbox, files, liveStatus, readState, removeSandbox, sandboxDir, writeState } from '../sandboxes/state';
+import { superviseSandbox } from '../sandboxes/supervisor';
+import { prepareRun, runTimeoutMs, type RunFlags } from './run-command';
+
+interface DetachedRun {
+  imageRef: string;
+  command: string[];
+  flags: RunFlags;
+}
+
+const POLL_MS = 50;
+
+export async function detach(imageRef: string, command: string[], flags: RunFlags): Promise<number> {
+  configureLog({ level: flags.logLevel, format: flags.logFormat });
+  if (flags.interactive || flags.tty) throw new UsageError('-d with -i or -t is not supported yet: run it detached without them, then vmrun exec -it NAME sh');
+  const { spec } = await prepareRun(imageRef, command, flags);
+  const state = createSandbox({ name: flags.name, image: imageRef, command: spec.argv, runtime: flags.runtime, autoRemove: !!flags.rm });
+  const dir = sandboxDir(state.id);
+  try {
+    // The image is in the store now: the supervisor must not pull it again.
+    const run: DetachedRun = { imageRef, command, flags: { ...flags, pull: flags.pull === 'never' ? 'never' : 'missing' } };
+    fs.writeFileSync(path.join(dir, files.args), JSON.stringify(run));
+    const log = fs.openSync(path.join(dir, 'supervisor.log'), 'a');
+    const child = spawn(process.execPath, [process.argv[1], '__supervise', state.id], { detached: true, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    child.unref();
+    for (;;) {
+      const now = readState(state.id);
+      // With --rm, gone means it ran and ended (one that never ran stays, to be reported here).
+      if (!now && state.autoRemove) break;
+      if (!now) throw new SandboxError('the sandbox was removed while it started');
+      if (now.status === 'running') break;
+      if (now.status === 'exited' || (now.supervisor && liveStatus(now) === 'dead') || child.exitCode !== null) {
+        const why = now.error ?? (fs.readFileSync(path.join(dir, 'supervisor.log'), 'utf8').trim().split('\n').at(-1) || 'its supervisor ended');
+        throw new SandboxError(why.replace(/^vmrun: /, ''), now.exitCode ?? 125);
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } catch (err) {
+    if (readState(state.id)) removeSandbox(state);
+    throw err;
+  }
+  console.log(state.id);
+  return 0;
+}
+
+/** The hidden command the supervisor runs as. */
+export function registerSuperviseCommand(program: Command): void {
+  program
+    .command('__supervise', { hidden: true })
+    .argument('<id>')
+    .action(async (id: string) => {
+      const state = readState(id);
+      if (!state) throw new SandboxError(`no such sandbox: ${id}`);
+      const run = JSON.parse(fs.readFileSync(path.join(sandboxDir(id), files.args), 'utf8')) as DetachedRun;
+      configureLog({ level: run.flags.logLevel, format: run.flags.logFormat });
+      let prepared;
+      try {
+        prepared = await prepareRun(run.imageRef, run.command, run.flags);
+      } catch (err) {
+        // Told to the waiting CLI through the state.
+        writeState({ ...state, status: 'exited', exitCode: 125, error: err instanceof Error ? err.message : String(err) });
+        throw err;
+      }
+      const timeoutMs = runTimeoutMs(run.flags);
+      // runc's name for it: the sandbox's own, apart from foreground runs' --name.
+      const runcName = `vmrun-${id.slice(0, 12)}`;
+      await superviseSandbox(state, prepared.spec, (stdio, onStart) => supervise((o) => prepared.start(stdio, o, runcName), { timeoutMs, onStart }).then((exitCode) => ({ exitCode })));
+    });
+}
