@@ -2,6 +2,7 @@
 // with its own stdio, exit code, user, environment and working directory, sharing the
 // sandbox's files. Both runtimes, the same results. Then the CLI's `run -d` and its commands with a VM
 // (test/unit/sandboxes.test.ts has them with a container).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,3 +62,30 @@ t.test('vm: run -d hosts the VM past the CLI; exec, logs, stop and rm reach it',
   t.equal((await cli(['rm', 'vm1'])).code, 0);
   t.same(fs.readdirSync(stateDir).filter((e) => e !== 'names'), [], 'nothing left');
 });
+
+t.test('vm: a VMM that dies leaves state that ps tells truthfully and rm cleans up', async (t) => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-sandboxes-'));
+  t.teardown(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+  const cli = (args: string[]) => vmrun(args, { env: { ...process.env, VMRUN_STATE_DIR: stateDir } });
+  const started = await cli(['run', '-d', '--network', 'none', await ociRef('busybox'), 'sleep', '1000']);
+  t.equal(started.code, 0, started.stderr);
+  const id = started.stdout.toString().trim();
+  const { supervisor } = JSON.parse(fs.readFileSync(path.join(stateDir, id, 'state.json'), 'utf8')) as { supervisor: { pid: number } };
+  const [vmm] = pgrep(['-P', String(supervisor.pid), '-f', 'vmrun-vmm']);
+  t.match(vmm, /^\d+$/, 'the VMM is a child of the supervisor');
+  process.kill(Number(vmm), 'SIGKILL');
+  t.equal((await cli(['wait', id])).stdout.toString(), '125\n', 'the run failed: 125');
+  t.match((await cli(['ps', '-a'])).stdout.toString(), /Exited \(125\)/);
+  t.equal((await cli(['rm', id])).code, 0);
+  t.same(fs.readdirSync(stateDir).filter((e) => e !== 'names'), [], 'nothing left');
+  t.same(pgrep(['-f', 'vmrun-vmm']), [], 'no VMM left');
+});
+
+/** pgrep's pids (none: pgrep exits 1). */
+function pgrep(args: string[]): string[] {
+  try {
+    return execFileSync('pgrep', args, { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}

@@ -109,9 +109,10 @@ t.test('cp both ways; a sandbox that sends a hostile archive gets nothing writte
   fs.writeFileSync(path.join(host, 'in', 'a.txt'), 'alpha\n');
   fs.writeFileSync(path.join(host, 'in', 'sub', 'b'), 'beta\n');
   fs.symlinkSync('a.txt', path.join(host, 'in', 'link'));
+  fs.chmodSync(path.join(host, 'in', 'a.txt'), 0o750);
 
   t.equal((await cli(['cp', path.join(host, 'in'), 'files:/srv'])).code, 0, 'a directory in, as a new name');
-  t.equal((await cli(['exec', 'files', 'sh', '-c', 'cat /srv/a.txt /srv/sub/b; readlink /srv/link'])).stdout.toString(), 'alpha\nbeta\na.txt\n');
+  t.equal((await cli(['exec', 'files', 'sh', '-c', 'cat /srv/a.txt /srv/sub/b; readlink /srv/link; stat -c "%a %u:%g" /srv/a.txt'])).stdout.toString(), 'alpha\nbeta\na.txt\n750 0:0\n', "contents, links and modes kept; owned by the sandbox's root, as docker cp makes them");
   t.equal((await cli(['cp', path.join(host, 'in', 'a.txt'), 'files:/tmp'])).code, 0, 'a file into a directory');
   t.equal((await cli(['exec', 'files', 'cat', '/tmp/a.txt'])).stdout.toString(), 'alpha\n');
 
@@ -119,6 +120,8 @@ t.test('cp both ways; a sandbox that sends a hostile archive gets nothing writte
   const out = await cli(['cp', 'files:/srv', path.join(host, 'out')]);
   t.equal(out.code, 0, out.stderr);
   t.same([fs.readFileSync(path.join(host, 'out', 'srv', 'sub', 'b'), 'utf8'), fs.readlinkSync(path.join(host, 'out', 'srv', 'link'))], ['beta\n', 'a.txt'], 'out, into a directory, links kept as links');
+  const copied = fs.statSync(path.join(host, 'out', 'srv', 'a.txt'));
+  t.same([copied.mode & 0o7777, copied.uid], [0o750, process.getuid!()], 'the mode kept; owned by the user who copied, as docker cp makes them');
   t.equal((await cli(['cp', 'files:/etc/hostname', path.join(host, 'hostname')])).code, 0, 'a file out, as a new name');
   t.ok(fs.statSync(path.join(host, 'hostname')).isFile());
   const missing = await cli(['cp', 'files:/no/such', path.join(host, 'x')]);
