@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import type { Command } from 'commander';
@@ -13,6 +14,7 @@ import type { Command } from 'commander';
 import { SandboxError, UsageError } from '../errors';
 import { configureLog } from '../log';
 import { supervise } from '../run/supervise';
+import { cleanWorkDir } from '../sandboxes/cleanup';
 import { createSandbox, files, liveStatus, readState, removeSandbox, sandboxDir, writeState } from '../sandboxes/state';
 import { superviseSandbox } from '../sandboxes/supervisor';
 import { prepareRun, runTimeoutMs, type RunFlags } from './run-command';
@@ -29,14 +31,20 @@ export async function detach(imageRef: string, command: string[], flags: RunFlag
   configureLog({ level: flags.logLevel, format: flags.logFormat });
   if (flags.interactive || flags.tty) throw new UsageError('-d with -i or -t is not supported yet: run it detached without them, then vmrun exec -it NAME sh');
   const { spec } = await prepareRun(imageRef, command, flags);
-  const state = createSandbox({ name: flags.name, image: imageRef, command: spec.argv, runtime: flags.runtime, autoRemove: !!flags.rm });
-  const dir = sandboxDir(state.id);
+  const created = createSandbox({ name: flags.name, image: imageRef, command: spec.argv, runtime: flags.runtime, autoRemove: !!flags.rm });
+  const dir = sandboxDir(created.id);
+  // The supervisor's TMPDIR, where its runtime makes what `rm` must find after a hard kill.
+  const state = { ...created, workDir: fs.mkdtempSync(path.join(os.tmpdir(), `vmrun-sandbox-${created.id.slice(0, 12)}-`)) };
+  // Searchable as /tmp is, so that helpers with uids of their own (the jailed VMM, passt as
+  // nobody) reach their private directories inside; not listable.
+  fs.chmodSync(state.workDir, 0o711);
+  writeState(state);
   try {
     // The image is in the store now: the supervisor must not pull it again.
     const run: DetachedRun = { imageRef, command, flags: { ...flags, pull: flags.pull === 'never' ? 'never' : 'missing' } };
     fs.writeFileSync(path.join(dir, files.args), JSON.stringify(run));
     const log = fs.openSync(path.join(dir, 'supervisor.log'), 'a');
-    const child = spawn(process.execPath, [process.argv[1], '__supervise', state.id], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, [process.argv[1], '__supervise', state.id], { detached: true, stdio: ['ignore', log, log], env: { ...process.env, TMPDIR: state.workDir } });
     fs.closeSync(log);
     child.unref();
     for (;;) {
@@ -52,6 +60,7 @@ export async function detach(imageRef: string, command: string[], flags: RunFlag
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   } catch (err) {
+    cleanWorkDir(state.workDir);
     if (readState(state.id)) removeSandbox(state);
     throw err;
   }

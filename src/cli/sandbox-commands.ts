@@ -11,6 +11,7 @@ import { Option, type Command } from 'commander';
 import { removeContainer } from '../container/runc';
 import { SandboxError, UsageError } from '../errors';
 import { environment } from '../run/env-file';
+import { cleanWorkDir } from '../sandboxes/cleanup';
 import { requestControl, requestExec } from '../sandboxes/control';
 import { copyFromSandbox, copyToSandbox, type ExecIn } from '../sandboxes/copy';
 import { files, findSandbox, listSandboxes, liveStatus, readState, removeSandbox, sandboxDir, type SandboxState } from '../sandboxes/state';
@@ -154,6 +155,7 @@ export function registerSandboxCommands(program: Command): void {
         }
         // A supervisor killed outright leaves its runc container behind (a VM's VMM dies with it).
         if (state.runtime === 'container') await removeContainer(`vmrun-${state.id.slice(0, 12)}`).catch(() => {});
+        if (state.workDir) cleanWorkDir(state.workDir);
         removeSandbox(state);
         console.log(ref);
       }

@@ -32,6 +32,8 @@ export interface SandboxState {
   finished?: string;
   /** `--rm`: the supervisor removes the sandbox once it has ended. */
   autoRemove: boolean;
+  /** The supervisor's TMPDIR: everything its runtime makes (sockets, mounts, bundles) is in it. */
+  workDir?: string;
   /** The supervisor process: pid and its start time (field 22 of /proc/PID/stat). */
   supervisor?: { pid: number; start: string };
 }

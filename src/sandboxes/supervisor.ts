@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { RunControl, Stdio } from '../agent/process-io';
 import type { RunSpec } from '../agent/specs';
 import { VmrunError } from '../errors';
+import { cleanWorkDir } from './cleanup';
 import { serveControl } from './control';
 import { files, processStartTime, readState, removeSandbox, sandboxDir, writeState, type SandboxState } from './state';
 
@@ -47,6 +48,7 @@ export async function superviseSandbox(state: SandboxState, spec: RunSpec, start
     fs.rmSync(socketPath, { force: true });
     await Promise.all([stdout, stderr].map((s) => new Promise((resolve) => s.end(resolve))));
   }
+  if (current.workDir) cleanWorkDir(current.workDir);
   // `rm -f` may have removed it meanwhile.
   if (!readState(state.id)) return;
   // One that never ran stays for the waiting `run -d` to report (and remove).

@@ -66,16 +66,27 @@ t.test('two CLIs racing for one name: one wins, the other gets one line', async 
 
 t.test('a killed supervisor: ps says Dead, rm -f cleans up; --rm removes a sandbox when it ends', async (t) => {
   const image = await ociRef('busybox');
-  const started = await cli(['run', '-d', '--runtime', 'container', '--network', 'none', '--name', 'victim', image, 'sleep', '1000']);
+  // With the default network: pasta runs beside the container, and the root is an overlay mount.
+  const started = await cli(['run', '-d', '--runtime', 'container', '--name', 'victim', image, 'sleep', '1000']);
   t.equal(started.code, 0, started.stderr);
   const id = started.stdout.toString().trim();
-  const state = JSON.parse(fs.readFileSync(path.join(stateDir, id, 'state.json'), 'utf8')) as { supervisor: { pid: number } };
+  const state = JSON.parse(fs.readFileSync(path.join(stateDir, id, 'state.json'), 'utf8')) as { supervisor: { pid: number }; workDir: string };
+  const mountsIn = () => fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(state.workDir));
+  const helpersIn = () => fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(state.workDir);
+    } catch {
+      return false;
+    }
+  });
+  t.ok(mountsIn().length > 0 && helpersIn().length > 0, 'the run has a mount and helpers in its work directory');
   process.kill(state.supervisor.pid, 'SIGKILL');
   await until(() => !fs.existsSync(`/proc/${state.supervisor.pid}`), 10_000, 'the supervisor gone');
   t.match((await cli(['ps', '-a'])).stdout.toString(), /Dead +container +victim/, 'ps tells the truth');
   t.equal((await cli(['rm', '-f', 'victim'])).code, 0);
   t.same(ids(), []);
   t.notOk(runcContainers().includes(`vmrun-${id.slice(0, 12)}`), 'the orphaned container is gone');
+  t.same([mountsIn(), helpersIn(), fs.existsSync(state.workDir)], [[], [], false], 'no mount, no helper process, no work directory left');
 
   const once = await cli(['run', '-d', '--rm', '--runtime', 'container', '--network', 'none', image, 'true']);
   t.equal(once.code, 0, once.stderr);
