@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 
 import { VmrunError } from '../errors';
 import { ensureAgentInitramfs } from '../guest/agent';
@@ -15,6 +14,7 @@ import { ensureGuestKernel } from '../guest/kernel';
 import type { Image } from '../image/layout';
 import type { RunControl } from '../agent/process-io';
 import { makeRunSpec, type RunSpec } from '../run/spec';
+import { discard } from '../streams';
 import { ensureLayerDisks } from '../vm/layer-disks';
 import { boottimeToNow, DEFAULT_CMDLINE, Machine } from '../vm/machine';
 import { emptySample, MIB, type RuntimeLabel, type Sample } from './figures';
@@ -54,7 +54,6 @@ export function makeRunner(label: RuntimeLabel, context: RunnerContext): Runner 
   return new QemuRunner(context);
 }
 
-const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });
 const stdio = () => ({ stdin: null, stdout: discard(), stderr: discard() });
 const mib = (bytes: number | undefined) => (bytes === undefined ? null : bytes / MIB);
 const since = (t0: number, t?: number) => (t === undefined ? null : t - t0);

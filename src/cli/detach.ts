@@ -17,12 +17,13 @@ import { supervise } from '../run/supervise';
 import { cleanWorkDir } from '../sandboxes/cleanup';
 import { createSandbox, files, liveStatus, readState, removeSandbox, sandboxDir, writeState } from '../sandboxes/state';
 import { superviseSandbox } from '../sandboxes/supervisor';
-import { prepareRun, runTimeoutMs, type RunFlags } from './run-command';
+import { prepareRun, runTimeoutMs, startRun, type PreparedRun, type RunFlags } from './run-command';
 
+/** What the supervisor is handed: the run as checked here, not its flags to check again. */
 interface DetachedRun {
-  imageRef: string;
-  command: string[];
-  flags: RunFlags;
+  run: PreparedRun;
+  timeoutMs?: number;
+  log: { level?: RunFlags['logLevel']; format: RunFlags['logFormat'] };
 }
 
 const POLL_MS = 50;
@@ -30,8 +31,8 @@ const POLL_MS = 50;
 export async function detach(imageRef: string, command: string[], flags: RunFlags): Promise<number> {
   configureLog({ level: flags.logLevel, format: flags.logFormat });
   if (flags.interactive || flags.tty) throw new UsageError('-d with -i or -t is not supported yet: run it detached without them, then vmrun exec -it NAME sh');
-  const { spec } = await prepareRun(imageRef, command, flags);
-  const created = createSandbox({ name: flags.name, image: imageRef, command: spec.argv, runtime: flags.runtime, autoRemove: !!flags.rm });
+  const run = await prepareRun(imageRef, command, flags);
+  const created = createSandbox({ name: flags.name, image: imageRef, command: run.spec.argv, runtime: flags.runtime, autoRemove: !!flags.rm });
   const dir = sandboxDir(created.id);
   // The supervisor's TMPDIR, where its runtime makes what `rm` must find after a hard kill.
   const state = { ...created, workDir: fs.mkdtempSync(path.join(os.tmpdir(), `vmrun-sandbox-${created.id.slice(0, 12)}-`)) };
@@ -40,9 +41,9 @@ export async function detach(imageRef: string, command: string[], flags: RunFlag
   fs.chmodSync(state.workDir, 0o711);
   writeState(state);
   try {
-    // The image is in the store now: the supervisor must not pull it again.
-    const run: DetachedRun = { imageRef, command, flags: { ...flags, pull: flags.pull === 'never' ? 'never' : 'missing' } };
-    fs.writeFileSync(path.join(dir, files.args), JSON.stringify(run));
+    // The image as opened here: the supervisor neither pulls it again nor finds a tag moved since.
+    const detached: DetachedRun = { run, timeoutMs: runTimeoutMs(flags), log: { level: flags.logLevel, format: flags.logFormat } };
+    fs.writeFileSync(path.join(dir, files.args), JSON.stringify(detached));
     const log = fs.openSync(path.join(dir, 'supervisor.log'), 'a');
     const child = spawn(process.execPath, [process.argv[1], '__supervise', state.id], { detached: true, stdio: ['ignore', log, log], env: { ...process.env, TMPDIR: state.workDir } });
     fs.closeSync(log);
@@ -76,19 +77,10 @@ export function registerSuperviseCommand(program: Command): void {
     .action(async (id: string) => {
       const state = readState(id);
       if (!state) throw new SandboxError(`no such sandbox: ${id}`);
-      const run = JSON.parse(fs.readFileSync(path.join(sandboxDir(id), files.args), 'utf8')) as DetachedRun;
-      configureLog({ level: run.flags.logLevel, format: run.flags.logFormat });
-      let prepared;
-      try {
-        prepared = await prepareRun(run.imageRef, run.command, run.flags);
-      } catch (err) {
-        // Told to the waiting CLI through the state.
-        writeState({ ...state, status: 'exited', exitCode: 125, error: err instanceof Error ? err.message : String(err) });
-        throw err;
-      }
-      const timeoutMs = runTimeoutMs(run.flags);
+      const { run, timeoutMs, log } = JSON.parse(fs.readFileSync(path.join(sandboxDir(id), files.args), 'utf8')) as DetachedRun;
+      configureLog(log);
       // runc's name for it: the sandbox's own, apart from foreground runs' --name.
       const runcName = `vmrun-${id.slice(0, 12)}`;
-      await superviseSandbox(state, prepared.spec, (stdio, onStart) => supervise((o) => prepared.start(stdio, o, runcName), { timeoutMs, onStart }).then((exitCode) => ({ exitCode })));
+      await superviseSandbox(state, run.spec, (stdio, onStart) => supervise((o) => startRun(run, stdio, o, runcName), { timeoutMs, onStart }).then((exitCode) => ({ exitCode })));
     });
 }

@@ -102,11 +102,14 @@ export function registerRunCommand(program: Command): void {
     });
 }
 
+/** A run checked and its image opened: plain data, so that a detached run's supervisor takes it as is. */
 export interface PreparedRun {
   image: Image;
   spec: RunSpec;
-  /** Runs it, with `onStart` told the run's control once the process runs; under --timeout's watch. */
-  start: (stdio: Stdio, onStart: (control: RunControl) => void, runcName?: string) => Promise<{ exitCode: number }>;
+  runtime: RuntimeName;
+  resources: { memoryBytes?: number; cpus?: number; kernel?: string };
+  /** --name: the container's name under runc. */
+  name?: string;
 }
 
 /** Everything the flags say, checked, with the image opened (pulled as --pull says): a run ready to start. */
@@ -114,6 +117,7 @@ export async function prepareRun(imageRef: string, command: string[], flags: Run
   const resources = {
     memoryBytes: flags.memory === undefined ? undefined : parseMemory(flags.memory),
     cpus: flags.cpus === undefined ? undefined : parseCpus(flags.cpus),
+    kernel: flags.kernel,
   };
   runTimeoutMs(flags);  // checked now, not after a long unpack
   if (flags.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.name)) {
@@ -138,20 +142,23 @@ export async function prepareRun(imageRef: string, command: string[], flags: Run
     dnsOptions: flags.dnsOption.map((o) => checkDnsWord(o, '--dns-option')),
     volumes,
   });
-  const start: PreparedRun['start'] = (stdio, onStart, runcName = flags.name) =>
-    runOn(flags.runtime, image, spec, stdio, { ...resources, kernel: flags.kernel, name: runcName, onPublished: printPicked }, onStart);
-  return { image, spec, start };
+  return { image, spec, runtime: flags.runtime, resources, name: flags.name };
+}
+
+/** Starts a prepared run, with `onStart` told the run's control once the process runs. */
+export function startRun(run: PreparedRun, stdio: Stdio, onStart: (control: RunControl) => void, runcName = run.name): Promise<{ exitCode: number }> {
+  return runOn(run.runtime, run.image, run.spec, stdio, { ...run.resources, name: runcName, onPublished: printPicked }, onStart);
 }
 
 async function runCommand(imageRef: string, command: string[], flags: RunFlags): Promise<number> {
   configureLog({ level: flags.logLevel, format: flags.logFormat });
-  const { start } = await prepareRun(imageRef, command, flags);
+  const run = await prepareRun(imageRef, command, flags);
   const timeoutMs = runTimeoutMs(flags);
   const stdio = { stdin: flags.interactive ? process.stdin : null, stdout: process.stdout, stderr: process.stderr };
   let stopResizes: (() => void) | undefined;
   try {
     return await withRawTerminal(!!(flags.tty && flags.interactive), () =>
-      supervise((onStart) => start(stdio, onStart), {
+      supervise((onStart) => startRun(run, stdio, onStart), {
         timeoutMs,
         onSignal: onUserSignal,
         onStart: (control) => {

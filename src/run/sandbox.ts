@@ -6,11 +6,12 @@
  *   await using sb = await Sandbox.create({ image: 'python:3.10' });
  *   const r = await sb.exec(['python3', '-c', 'print(1)']);   // { exitCode: 0, stdout: '1\n', ... }
  */
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 import type { RunControl } from '../agent/process-io';
 import { RunSpecError } from '../errors';
 import type { Image } from '../image/layout';
+import { collector, discard } from '../streams';
 import { resolveImage, type PullPolicy } from './resolve-image';
 import { runOn, type RuntimeName } from './runtimes';
 import { makeExecSpec, makeRunSpec, type RunOptions, type RunSpec } from './spec';
@@ -131,13 +132,3 @@ export class Sandbox {
   }
 }
 
-function discard(): Writable {
-  return new Writable({ write: (_chunk, _encoding, done) => done() });
-}
-
-function collector(): { stream: PassThrough; text: () => string } {
-  const chunks: Buffer[] = [];
-  const stream = new PassThrough();
-  stream.on('data', (b: Buffer) => chunks.push(b));
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
-}

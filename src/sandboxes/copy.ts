@@ -15,6 +15,7 @@ import * as tar from 'tar';
 import tarStream from 'tar-stream';
 
 import { SandboxError } from '../errors';
+import { collector, discard } from '../streams';
 import type { ExecOptions } from '../run/spec';
 import type { ExecStdio } from './control';
 
@@ -40,14 +41,14 @@ export async function copyFromSandbox(exec: ExecIn, sandboxPath: string, hostPat
   const final = into ? path.join(hostPath, base) : path.resolve(hostPath);
   if (fs.existsSync(final)) throw new SandboxError(`${final} exists: remove it first, or copy to another name`);
   const archive = new PassThrough();
-  const stderr = collect();
+  const stderr = collector();
   const extracted = extractUntrusted(archive, parent, base, path.basename(final), limits);
   extracted.catch(() => archive.resume());  // a refused archive: the rest of the stream is drained
   const code = await exec({ argv: ['tar', '-C', dir, '-cf', '-', `./${base}`], user: ROOT_USER }, { stdin: null, stdout: archive, stderr: stderr.stream });
   archive.end();
   if (code !== 0) {
     await extracted.catch(() => {});
-    throw new SandboxError(`copying ${sandboxPath} out of the sandbox failed: ${stderr.text() || `tar exited with ${code}`}`);
+    throw new SandboxError(`copying ${sandboxPath} out of the sandbox failed: ${firstLine(stderr.text()) || `tar exited with ${code}`}`);
   }
   await extracted;
 }
@@ -68,9 +69,9 @@ export async function copyToSandbox(exec: ExecIn, hostPath: string, sandboxPath:
     'tar -C "$tmp" -xf - && mv -- "$tmp/$name" "$dest"; rc=$?',
     'rm -rf -- "$tmp"; exit $rc',
   ].join('\n');
-  const stderr = collect();
-  const code = await exec({ argv: ['sh', '-c', script, 'sh', sandboxPath, name], user: ROOT_USER }, { stdin: archive, stdout: new PassThrough().resume(), stderr: stderr.stream });
-  if (code !== 0) throw new SandboxError(`copying ${hostPath} into the sandbox failed: ${stderr.text() || `exit ${code}`}`);
+  const stderr = collector();
+  const code = await exec({ argv: ['sh', '-c', script, 'sh', sandboxPath, name], user: ROOT_USER }, { stdin: archive, stdout: discard(), stderr: stderr.stream });
+  if (code !== 0) throw new SandboxError(`copying ${hostPath} into the sandbox failed: ${firstLine(stderr.text()) || `exit ${code}`}`);
 }
 
 /**
@@ -201,9 +202,7 @@ function isDirectory(p: string): boolean {
   }
 }
 
-function collect(): { stream: PassThrough; text: () => string } {
-  const chunks: Buffer[] = [];
-  const stream = new PassThrough();
-  stream.on('data', (b: Buffer) => chunks.push(b));
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8').trim().split('\n')[0] ?? '' };
+/** The first line of a command's error output: enough for a one-line error. */
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0] ?? '';
 }
