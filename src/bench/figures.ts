@@ -16,16 +16,27 @@ export const FIGURES = {
   guestTouchedMiB: { label: 'guest RAM touched', unit: 'MiB', meaning: 'guest RAM the host has backed with pages (vmrun: mincore; QEMU: its RAM mapping\'s RSS)' },
   pssMiB: { label: 'PSS', unit: 'MiB', meaning: 'proportional set size of every host process of the run (runc + container processes; QEMU; vmrun: its VMM processes plus the growth of this process)' },
   cgroupMiB: { label: 'cgroup memory', unit: 'MiB', meaning: 'the container cgroup\'s peak usage (v1 max_usage_in_bytes, v2 memory.peak)' },
-  densityMiB: { label: 'density, per instance', unit: 'MiB', meaning: 'host MemAvailable drop / K with K idle instances (`sleep`) held at once' },
+  densityMiB: { label: 'density, per instance', unit: 'MiB', meaning: 'PSS of every process K idle instances (`sleep`) brought, held at once, / K (a VM: its VMM with the guest RAM it touched, passt; a container: its processes, runc, pasta)' },
+  execMs: { label: 'exec into an idle instance', unit: 'ms', meaning: '`exec true` into one of the K idle instances (`docker exec`): the call -> its exit code' },
 } as const;
 export type FigureKey = keyof typeof FIGURES;
 export const FIGURE_KEYS = Object.keys(FIGURES) as FigureKey[];
 
+/** The figures measured on K idle instances held at once, not on each run. */
+export const IDLE_KEYS = ['densityMiB', 'execMs'] as const;
+export type IdleKey = (typeof IDLE_KEYS)[number];
+
+/** What a runner measures on K idle instances: memory per instance, and exec latencies. */
+export interface IdleFigures {
+  densityMiB: number;
+  execMs: number[];
+}
+
 /** One run's figures; null is "not measured", never zero. */
-export type Sample = Record<Exclude<FigureKey, 'densityMiB'>, number | null> & { exitCode: number | null };
+export type Sample = Record<Exclude<FigureKey, IdleKey>, number | null> & { exitCode: number | null };
 
 export function emptySample(): Sample {
-  return Object.assign(Object.fromEntries(FIGURE_KEYS.filter((k) => k !== 'densityMiB').map((k) => [k, null])), { exitCode: null }) as Sample;
+  return Object.assign(Object.fromEntries(FIGURE_KEYS.filter((k) => !(IDLE_KEYS as readonly string[]).includes(k)).map((k) => [k, null])), { exitCode: null }) as Sample;
 }
 
 export const MIB = 2 ** 20;

@@ -1,6 +1,7 @@
 /**
  * Host memory as the kernel accounts it: a process's RSS and PSS (smaps_rollup), resident memory
- * in mappings of one size (a VMM's guest RAM), MemAvailable, and a container's cgroup (v1 or v2).
+ * in mappings of one size (a VMM's guest RAM), the PSS of every process started since a moment, and a
+ * container's cgroup (v1 or v2).
  * Every reader returns undefined for what is gone or unreadable: processes end mid-sample.
  */
 import fs from 'node:fs';
@@ -29,8 +30,23 @@ export function residentInMappingsOf(pid: number, size: number): number | undefi
   return resident;
 }
 
-export function memAvailable(): number {
-  return field(read('/proc/meminfo') ?? '', 'MemAvailable') * KIB;
+/** The host's processes now. */
+export function processIds(): Set<number> {
+  return new Set(fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number));
+}
+
+/**
+ * The PSS of every process that was not running at `before` (this one aside): what a set of
+ * instances started since costs the host, whoever their parent (a daemonised pasta, a runc
+ * container's init, a jailed VMM, passt, virtiofsd). Shared pages count once in all.
+ */
+export function pssSince(before: Set<number>): number {
+  let sum = 0;
+  for (const pid of processIds()) {
+    if (before.has(pid) || pid === process.pid) continue;
+    sum += processMemory(pid)?.pss ?? 0;
+  }
+  return sum;
 }
 
 /** Processes whose command line has `word` as one argument (e.g. runc with a container's name). */

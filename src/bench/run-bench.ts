@@ -1,11 +1,11 @@
 /**
  * `vmrun bench`: an image run as a runc container, a vmrun microVM and a QEMU microvm, after one
  * warm-up each, in alternation (A B C A B C ...) so that drift on the host hits all alike; then
- * K idle instances of each held at once for density. A runtime that fails is reported as failed
+ * K idle instances of each held at once for density and exec latency. A runtime that fails is reported as failed
  * with its error, and the others go on.
  */
 import type { Image } from '../image/layout';
-import { FIGURE_KEYS, type FigureKey, type RuntimeLabel, type Sample } from './figures';
+import { FIGURE_KEYS, IDLE_KEYS, type FigureKey, type IdleFigures, type RuntimeLabel, type Sample } from './figures';
 import { hostInfo, type HostInfo } from './host';
 import { makeRunner, type Runner } from './runners';
 import { ratio, summarise, type Summary } from './stats';
@@ -18,7 +18,7 @@ export interface BenchOptions {
   command: string[];
   runs: number;
   concurrency: number;
-  /** Idle instances held at once for density; 0: not measured. */
+  /** Idle instances held at once for density and exec; 0: not measured. */
   density: number;
   memoryMiB: number;
   qemu: string;
@@ -68,6 +68,7 @@ const NOT_MEASURED: Record<RuntimeLabel, Partial<Record<FigureKey, string>>> = {
     ...(['firstInstructionMs', 'exitMs', 'setupMs', 'kernelMs', 'agentToExecMs', 'processMs'] as const).map((k) => [k, 'QEMU\'s vhost-vsock cannot reach vmrun\'s agent host: the guest stops at the agent\'s start']),
     ['cgroupMiB', 'no cgroup'],
     ['densityMiB', 'an idle QEMU guest needs the agent\'s host'],
+    ['execMs', 'an idle QEMU guest needs the agent\'s host'],
   ]),
 };
 
@@ -77,7 +78,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const runners = options.runtimes.map((label) => makeRunner(label, context));
   const samples = new Map<RuntimeLabel, Sample[]>(runners.map((r) => [r.label, []]));
   const failures = new Map<RuntimeLabel, string>();
-  const densities = new Map<RuntimeLabel, number | null>();
+  const idles = new Map<RuntimeLabel, IdleFigures | null>();
   const live = () => runners.filter((r) => !failures.has(r.label));
   const attempt = async (runner: Runner, what: string, body: () => Promise<void>) => {
     progress(`${runner.label}: ${what}`);
@@ -102,15 +103,18 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   }
   if (options.density > 0) {
     for (const runner of live()) {
-      await attempt(runner, `density: ${options.density} idle at once`, async () => void densities.set(runner.label, await runner.density(options.density)));
+      await attempt(runner, `${options.density} idle at once: density, exec`, async () => void idles.set(runner.label, await runner.idle(options.density)));
     }
   }
 
   const runtimes: BenchReport['runtimes'] = {};
   for (const runner of runners) {
     const mine = samples.get(runner.label)!;
-    const stats = Object.fromEntries(FIGURE_KEYS.map((key) => [key, key === 'densityMiB' ? summarise([densities.get(runner.label)]) : summarise(mine.map((s) => s[key]))])) as RuntimeReport['stats'];
-    const notMeasured = Object.fromEntries(FIGURE_KEYS.filter((k) => stats[k] === null).map((k) => [k, NOT_MEASURED[runner.label][k] ?? (k === 'densityMiB' && options.density === 0 ? 'not asked for (--density 0)' : 'no run measured it')]));
+    const idle = idles.get(runner.label);
+    const stats = Object.fromEntries(FIGURE_KEYS.map((key) => [key,
+      key === 'densityMiB' ? summarise([idle?.densityMiB]) : key === 'execMs' ? summarise(idle?.execMs ?? []) : summarise(mine.map((s) => s[key]))])) as RuntimeReport['stats'];
+    const idleKey = (k: FigureKey) => (IDLE_KEYS as readonly string[]).includes(k);
+    const notMeasured = Object.fromEntries(FIGURE_KEYS.filter((k) => stats[k] === null).map((k) => [k, NOT_MEASURED[runner.label][k] ?? (idleKey(k) && options.density === 0 ? 'not asked for (--density 0)' : 'no run measured it')]));
     const error = failures.get(runner.label);
     runtimes[runner.label] = { status: error ? 'failed' : 'ok', ...(error ? { error } : {}), samples: mine, stats, notMeasured };
   }

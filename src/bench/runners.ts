@@ -13,17 +13,19 @@ import { ensureAgentInitramfs } from '../guest/agent';
 import { ensureGuestKernel } from '../guest/kernel';
 import type { Image } from '../image/layout';
 import type { RunControl } from '../agent/process-io';
-import { makeRunSpec, type RunSpec } from '../run/spec';
+import { makeExecSpec, makeRunSpec, type RunSpec } from '../run/spec';
 import { discard } from '../streams';
 import { ensureLayerDisks } from '../vm/layer-disks';
 import { boottimeToNow, DEFAULT_CMDLINE, Machine } from '../vm/machine';
-import { emptySample, MIB, type RuntimeLabel, type Sample } from './figures';
-import { cgroupMemory, memAvailable, pidsWithArgument, processMemory, residentInMappingsOf } from './memory';
+import { emptySample, MIB, type IdleFigures, type RuntimeLabel, type Sample } from './figures';
+import { cgroupMemory, pidsWithArgument, processIds, processMemory, pssSince, residentInMappingsOf } from './memory';
 
 /** How often memory is sampled while a run is in flight. */
 const SAMPLE_MS = 20;
-/** After K idle instances were started, how long before MemAvailable is read. */
+/** After K idle instances were started, how long before their memory is read. */
 const SETTLE_MS = 2_000;
+/** `exec true` calls timed into the idle instances, in turn. */
+const EXEC_RUNS = 5;
 const QEMU_TIMEOUT_MS = 120_000;
 /** The agent's console prefix: in QEMU it prints one line when it finds no host, at its start. */
 const AGENT_LINE = 'vmrun-agent:';
@@ -44,8 +46,8 @@ export interface Runner {
   /** Checks what the runner needs and makes what it caches; throws when it cannot run here. */
   prepare(): Promise<void>;
   round(k: number): Promise<Sample[]>;
-  /** Per-instance MiB of K idle instances held at once, or null when it cannot hold one idle. */
-  density(k: number): Promise<number | null>;
+  /** Figures of K idle instances held at once, or null when it cannot hold one idle. */
+  idle(k: number): Promise<IdleFigures | null>;
 }
 
 export function makeRunner(label: RuntimeLabel, context: RunnerContext): Runner {
@@ -68,10 +70,13 @@ function sampling(sample: () => void): () => void {
   };
 }
 
-/** Starts K idle instances (`sleep`), reads the MemAvailable drop once they run, kills them. */
-async function holdIdle(k: number, start: (spec: RunSpec, onStart: (c: RunControl) => void) => Promise<unknown>, image: Image): Promise<number> {
+/**
+ * Starts K idle instances (`sleep`); once they run, reads the PSS of every process they brought,
+ * then times `exec true` into them in turn; kills them.
+ */
+async function holdIdle(k: number, start: (spec: RunSpec, onStart: (c: RunControl) => void) => Promise<unknown>, image: Image): Promise<IdleFigures> {
   const spec = makeRunSpec(image.config, { command: ['sleep', '3600'] });
-  const before = memAvailable();
+  const before = processIds();
   const controls: RunControl[] = [];
   let started!: () => void;
   const allStarted = new Promise<void>((resolve) => (started = resolve));
@@ -85,7 +90,16 @@ async function holdIdle(k: number, start: (spec: RunSpec, onStart: (c: RunContro
   try {
     await Promise.race([allStarted, failed]);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    return (before - memAvailable()) / k / MIB;
+    const densityMiB = pssSince(before) / k / MIB;
+    const exec = makeExecSpec(spec, { argv: ['true'] });
+    const execMs: number[] = [];
+    for (let i = 0; i < EXEC_RUNS; i++) {
+      const t0 = performance.now();
+      const code = await controls[i % k].exec(exec, stdio());
+      if (code !== 0) throw new BenchError(`exec true into an idle instance exited ${code}`);
+      execMs.push(performance.now() - t0);
+    }
+    return { densityMiB, execMs };
   } finally {
     for (const c of controls) c.signal('SIGKILL');
     await Promise.allSettled(runs);
@@ -136,7 +150,7 @@ class ContainerRunner implements Runner {
     }
   }
 
-  async density(k: number): Promise<number> {
+  async idle(k: number): Promise<IdleFigures> {
     const { runInContainer } = await import('../container/runtime');
     return holdIdle(k, (spec, onStart) => runInContainer(this.context.image, spec, stdio(), {}, onStart), this.context.image);
   }
@@ -203,7 +217,7 @@ class VmrunRunner implements Runner {
     }
   }
 
-  async density(k: number): Promise<number> {
+  async idle(k: number): Promise<IdleFigures> {
     const { runInVm } = await import('../vm/runtime');
     const resources = { memoryMiB: this.context.memoryMiB, kernel: this.kernel };
     return holdIdle(k, (spec, onStart) => runInVm(this.context.image, spec, stdio(), resources, onStart), this.context.image);
@@ -280,7 +294,7 @@ class QemuRunner implements Runner {
     });
   }
 
-  async density(): Promise<null> {
+  async idle(): Promise<null> {
     return null;
   }
 }

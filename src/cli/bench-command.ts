@@ -41,7 +41,7 @@ export function registerBenchCommand(program: Command): void {
     .argument('[command...]', 'the command to run (default: the image\'s); after -- when it has options of its own')
     .option('-n, --runs <N>', 'runs of each runtime, after one warm-up', count(1), 10)
     .option('--concurrency <K>', 'instances started at once per round', count(1), 1)
-    .option('--density <K>', 'idle instances (sleep) held at once for memory density; 0: skip', count(0), 4)
+    .option('--density <K>', 'idle instances (sleep) held at once for memory density and exec latency; 0: skip', count(0), 4)
     .option('--memory <MiB>', 'guest RAM of each VM', count(32), 1024)
     .option('--runtimes <list>', `which to run, comma-separated (${RUNTIME_LABELS.join(',')})`, runtimeList, [...RUNTIME_LABELS])
     .option('--qemu <path>', 'the QEMU binary', 'qemu-system-x86_64')
