@@ -25,6 +25,7 @@ export const FIGURE_KEYS = Object.keys(FIGURES) as FigureKey[];
 /** The figures measured on K idle instances held at once, not on each run. */
 export const IDLE_KEYS = ['densityMiB', 'execMs'] as const;
 export type IdleKey = (typeof IDLE_KEYS)[number];
+export const isIdleKey = (key: FigureKey): key is IdleKey => (IDLE_KEYS as readonly FigureKey[]).includes(key);
 
 /** What a runner measures on K idle instances: memory per instance, and exec latencies. */
 export interface IdleFigures {
@@ -36,7 +37,7 @@ export interface IdleFigures {
 export type Sample = Record<Exclude<FigureKey, IdleKey>, number | null> & { exitCode: number | null };
 
 export function emptySample(): Sample {
-  return Object.assign(Object.fromEntries(FIGURE_KEYS.filter((k) => !(IDLE_KEYS as readonly string[]).includes(k)).map((k) => [k, null])), { exitCode: null }) as Sample;
+  return Object.assign(Object.fromEntries(FIGURE_KEYS.filter((k) => !isIdleKey(k)).map((k) => [k, null])), { exitCode: null }) as Sample;
 }
 
 export const MIB = 2 ** 20;

@@ -1,7 +1,7 @@
 /**
  * Host memory as the kernel accounts it: a process's RSS and PSS (smaps_rollup), resident memory
- * in mappings of one size (a VMM's guest RAM), the PSS of every process started since a moment, and a
- * container's cgroup (v1 or v2).
+ * in mappings of one size (a VMM's guest RAM), the PSS of every process started since a moment
+ * (on a quiet host: what a set of instances brought), and a container's cgroup (v1 or v2).
  * Every reader returns undefined for what is gone or unreadable: processes end mid-sample.
  */
 import fs from 'node:fs';

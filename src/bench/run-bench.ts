@@ -1,11 +1,11 @@
 /**
  * `vmrun bench`: an image run as a runc container, a vmrun microVM and a QEMU microvm, after one
  * warm-up each, in alternation (A B C A B C ...) so that drift on the host hits all alike; then
- * K idle instances of each held at once for density and exec latency. A runtime that fails is reported as failed
- * with its error, and the others go on.
+ * K idle instances of each held at once for density and exec latency. A runtime that fails is
+ * reported as failed with its error, and the others go on.
  */
 import type { Image } from '../image/layout';
-import { FIGURE_KEYS, IDLE_KEYS, type FigureKey, type IdleFigures, type RuntimeLabel, type Sample } from './figures';
+import { FIGURE_KEYS, isIdleKey, type FigureKey, type IdleFigures, type IdleKey, type RuntimeLabel, type Sample } from './figures';
 import { hostInfo, type HostInfo } from './host';
 import { makeRunner, type Runner } from './runners';
 import { ratio, summarise, type Summary } from './stats';
@@ -111,10 +111,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   for (const runner of runners) {
     const mine = samples.get(runner.label)!;
     const idle = idles.get(runner.label);
-    const stats = Object.fromEntries(FIGURE_KEYS.map((key) => [key,
-      key === 'densityMiB' ? summarise([idle?.densityMiB]) : key === 'execMs' ? summarise(idle?.execMs ?? []) : summarise(mine.map((s) => s[key]))])) as RuntimeReport['stats'];
-    const idleKey = (k: FigureKey) => (IDLE_KEYS as readonly string[]).includes(k);
-    const notMeasured = Object.fromEntries(FIGURE_KEYS.filter((k) => stats[k] === null).map((k) => [k, NOT_MEASURED[runner.label][k] ?? (idleKey(k) && options.density === 0 ? 'not asked for (--density 0)' : 'no run measured it')]));
+    const idleValues: Record<IdleKey, number[]> = { densityMiB: idle ? [idle.densityMiB] : [], execMs: idle?.execMs ?? [] };
+    const stats = Object.fromEntries(FIGURE_KEYS.map((key) => [key, summarise(isIdleKey(key) ? idleValues[key] : mine.map((s) => s[key]))])) as RuntimeReport['stats'];
+    const notMeasured = Object.fromEntries(FIGURE_KEYS.filter((k) => stats[k] === null).map((k) => [k, NOT_MEASURED[runner.label][k] ?? (isIdleKey(k) && options.density === 0 ? 'not asked for (--density 0)' : 'no run measured it')]));
     const error = failures.get(runner.label);
     runtimes[runner.label] = { status: error ? 'failed' : 'ok', ...(error ? { error } : {}), samples: mine, stats, notMeasured };
   }
