@@ -50,10 +50,12 @@ export interface AgentContainer {
   /** The container's first process (the agent), as the host sees it, once runc has made it. */
   pid(): Promise<number>;
   /**
-   * Starts the agent once more in the running container (`runc exec`), for another process;
-   * `done` settles once runc exec has ended and its descriptors are closed.
+   * Starts the agent once more in the running container (`runc exec`), for another process.
+   * `finish` ends the conversation (and the process, if it still runs), waits for runc exec to
+   * end and closes its descriptors: call it once the process's outcome and output are in, for
+   * runc can exit before they have all been read.
    */
-  exec(): { session: AgentSession; sockets: ProcessSockets; done: Promise<void> };
+  exec(): { session: AgentSession; sockets: ProcessSockets; finish(): Promise<void> };
 }
 
 /** runc started with the agent on its preserved descriptors, and the conversation with it. */
@@ -149,11 +151,13 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     const exec = () => {
       const started = spawnAgent(runcBinary, ['exec', '--preserve-fds', '5', id, `/proc/self/fd/${AgentFd.Stderr + 1}`, 'container'], init, true, 'runc exec');
       execs.add(started);
-      const done = started.exited.then(() => {
-        for (const stream of started.child.stdio) stream?.destroy();
+      const finish = async () => {
+        started.session.close();
+        await started.exited;
+        release(started);
         execs.delete(started);
-      });
-      return { session: started.session, sockets: started.sockets!, done };
+      };
+      return { session: started.session, sockets: started.sockets!, finish };
     };
     return await body({ session: run.session, sockets: run.sockets, stop, pid: () => Promise.race([containerPid(id), ended]), exec });
   } finally {
@@ -162,9 +166,14 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     for (const e of execs) e.session.close();
     if (run) await reap(run.child, run.exited, id);
     await Promise.all([...execs].map((e) => e.exited));
-    for (const stream of run?.child.stdio ?? []) stream?.destroy();
+    for (const e of [...execs, ...(run ? [run] : [])]) release(e);
     fs.rmSync(bundle, { recursive: true, force: true });
   }
+}
+
+/** Closes what is left of the descriptors shared with a runc that has exited. */
+function release(agent: AgentProcess): void {
+  for (const stream of agent.child.stdio) stream?.destroy();
 }
 
 /** Polls runc until the container exists and has a process. */

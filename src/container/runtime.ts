@@ -70,8 +70,7 @@ export async function runInContainer(
               onExecStart?.(processControl(started.session));
               return await relayProcess(started.session, started.sockets, io);
             } finally {
-              started.session.close();
-              await started.done;
+              await started.finish();
             }
           }));
           // Once the container is gone, nobody holds the other ends of the output streams: they end.
