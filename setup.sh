@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for vmrun: Debian packages, npm packages (which build the
-# KVM addon and the TypeScript), the guest kernel, the probe and agent initramfs images (cached
-# outside the repository), and the nested-KVM rig for hosts without hardware KVM. Safe to run again.
+# KVM addon and the TypeScript), the guest kernel, the probe and agent initramfs images and passt
+# (cached outside the repository), and the nested-KVM rig for hosts without hardware KVM. Safe to
+# run again.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,7 +17,7 @@ packages=(
   umoci skopeo zstd                                # test images (OCI layouts) and their layers
   docker-registry openssl                          # a real registry on loopback for the pull tests
   runc                                             # the container runtime
-  passt util-linux                                 # each run's network (passt, pasta; nsenter)
+  passt util-linux curl                            # each run's network (passt, pasta; nsenter; passt's source)
   qemu-system-common                               # virtiofsd: host directories in a VM (-v)
   qemu-system-x86 iproute2                         # the nested-KVM rig and the QEMU peer in bench/
   clang libclang-rt-14-dev                         # the fuzz targets (libFuzzer, ASan, UBSan)
@@ -33,6 +34,7 @@ npm ci --no-audit --no-fund
 bash images/kernel/build.sh >/dev/null
 bash images/probe/build.sh >/dev/null
 bash images/agent/build.sh >/dev/null
+bash images/passt/build.sh >/dev/null              # a passt newer than Debian 12's (README: the network)
 # The rig is needed only where KVM cannot run a standard guest; preparing it is cheap and cached.
 bash test/rig/setup.sh >/dev/null
 echo "vmrun is set up. Python in a VM and in a container: npm run bench:python; tests: npm test"

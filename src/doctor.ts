@@ -11,7 +11,8 @@ import { runcVersion } from './container/runc';
 import { ensureAgentBinary, ensureAgentInitramfs } from './guest/agent';
 import { runBuildScript } from './guest/build';
 import { guestKernel } from './guest/kernel';
-import { cacheDir, executableOnPath } from './paths';
+import { passtBinary } from './network/user-net';
+import { cacheDir } from './paths';
 import { startShares, stopShares } from './volumes/virtiofsd';
 import { vmmPath } from './vm/machine';
 import { FrameType } from './agent/frames';
@@ -105,13 +106,10 @@ function runc(): Promise<Check> {
   });
 }
 
-/** passt (a VM's network) and pasta (a container's), from one package. */
+/** passt (a VM's network) and pasta (a container's): vmrun's own build where there is one. */
 function network(): Promise<Check> {
-  return check('network', 'apt-get install passt (or run with --network none)', () => {
-    const found = ['passt', 'pasta'].map((name) => executableOnPath(name) ?? `${name} missing`);
-    if (found.some((f) => f.endsWith('missing'))) throw new Error(found.join(', '));
-    return found.join(', ');
-  });
+  return check('network', 'bash images/passt/build.sh (setup.sh runs it), or apt-get install passt; or run with --network none', () =>
+    (['passt', 'pasta'] as const).map((name) => passtBinary(name)).join(', '));
 }
 
 /** A virtiofsd must come up in its sandbox, as every VM run with -v needs. */

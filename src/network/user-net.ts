@@ -1,5 +1,5 @@
 /**
- * A run's user-mode network, one per run, from Debian's passt package: passt for a VM (the other
+ * A run's user-mode network, one per run, from passt: passt for a VM (the other
  * end of its virtio-net, on a Unix socket) or pasta for a container (a tap it configures in the
  * container's network namespace). Both translate the guest's connections into the host's own
  * sockets, so the process reaches out as the host does, and listen on the host for the ports the
@@ -7,8 +7,9 @@
  * the process the same network.
  *
  * passt runs unprivileged (as nobody when vmrun is root). Debian 12's pasta (2023-03) drops to
- * nobody before it joins a namespace, so it is kept as root (`--runas 0:0`) and confines itself
- * once the tap is up (its own namespaces, no capabilities, seccomp), as it always does.
+ * nobody before it joins a namespace, so pasta is kept as root (`--runas 0:0`) and confines itself
+ * once the tap is up (its own namespaces, no capabilities, seccomp), as it always does. Both
+ * generations take the same options: images/passt/ builds a newer one (README, the network).
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -18,8 +19,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { NetworkError } from '../errors';
+import { contentKey } from '../guest/build';
 import { log } from '../log';
-import { executableOnPath } from '../paths';
+import { cacheDir, executableOnPath, packageRoot } from '../paths';
 import { exitOf, readText, stderrOf, stopper, unixListening, until, waitGone } from '../sidecar';
 import { GUEST_NETWORK, type Ipv6Config, type NetworkSpec, type PortMapping } from './options';
 
@@ -50,7 +52,11 @@ export async function startPasst(network: BridgeNetwork): Promise<(UserNetwork &
   const published = await claimPorts(network.publish);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-passt-'));
   const root = process.getuid?.() === 0;
-  if (root) fs.chownSync(dir, NOBODY, NOBODY);  // passt makes its socket there as nobody
+  // passt makes its socket there: newer ones as root without CAP_DAC_OVERRIDE, Debian 12's as nobody.
+  if (root) {
+    fs.chownSync(dir, 0, NOBODY);
+    fs.chmodSync(dir, 0o770);
+  }
   const socket = path.join(dir, 'net.sock');
   const ipv6 = hostIpv6();
   const args = ['-f', '-q', '--one-off', '-s', socket, ...(root ? ['--runas', `${NOBODY}:${NOBODY}`] : []), ...commonArgs(network, published, ipv6)];
@@ -81,10 +87,12 @@ export async function startPasta(network: BridgeNetwork, netnsFd: number): Promi
   const pidFile = path.join(dir, 'pasta.pid');
   const args = [
     '-q', '--runas', '0:0', '--config-net', '-I', GUEST_NETWORK.interface, '-T', 'none', '-U', 'none', '-P', pidFile,
-    ...commonArgs(network, published, hostIpv6()), '--netns', '/proc/self/fd/3',
+    // On its stdin: pasta closes every other descriptor it inherits as it starts. That path names
+    // /dev/null once pasta is in the background, and vmrun ends it anyway: no quitting on its own.
+    ...commonArgs(network, published, hostIpv6()), '--netns', '/proc/self/fd/0', '--no-netns-quit',
   ];
   // Without -f pasta goes to the background once the tap is configured: its parent's exit says so.
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe', netnsFd] });
+  const child = spawn(binary, args, { stdio: [netnsFd, 'ignore', 'pipe'] });
   const stderr = stderrOf(child, NOT_AS_ROOT);
   const code = await exitOf(child);
   const pid = code === 0 ? Number(readText(pidFile)) : NaN;
@@ -173,9 +181,22 @@ export function hostIpv6(): Ipv6Config | undefined {
   return { address: canonical(address[0]), prefix: parseInt(address[2], 16), gateway: canonical(route[4]) };
 }
 
-function passtBinary(name: 'passt' | 'pasta'): string {
+/**
+ * passt as images/passt/build.sh builds it (setup.sh does), else the one on PATH: Debian 12's
+ * resets a long upload from the guest (README, known limits). The cache entry's name is the
+ * script's own (images/cache.sh's content_key over the pinned sources, the patches and itself).
+ */
+export function passtBinary(name: 'passt' | 'pasta'): string {
+  const dir = path.join(packageRoot, 'images', 'passt');
+  const pinned = path.join(dir, 'pinned');
+  const version = /^passt_(\S+)\.orig\.tar\.xz /.exec(readText(pinned))?.[1];
+  if (version) {
+    const patches = fs.readdirSync(dir).filter((f) => f.endsWith('.patch')).sort().map((f) => path.join(dir, f));
+    const built = path.join(cacheDir(), 'passt', `${version}-${contentKey([pinned, ...patches, path.join(dir, 'build.sh')])}`, name);
+    if (fs.existsSync(built)) return built;
+  }
   const found = executableOnPath(name);
-  if (!found) throw new NetworkError(`${name} is not installed: apt-get install passt (or run with --network none)`);
+  if (!found) throw new NetworkError(`${name} is not installed: run images/passt/build.sh, or apt-get install passt (or run with --network none)`);
   return found;
 }
 
