@@ -1,5 +1,6 @@
-# The addon (the Node face), the VMM process it starts for each VM (no Node in it), and the
-# VMM's unit tests. The source lists are shared: a device is compiled the same way everywhere.
+# The addon (the Node face), the VMM process it starts for each VM (no Node in it), the VMM's
+# unit tests, and its tests that need a working /dev/kvm (run in the rig: test/kvm/vmm-state).
+# The source lists are shared: a device is compiled the same way everywhere.
 {
   "variables": {
     "vmm_device_sources": [
@@ -36,7 +37,11 @@
       "native/kvm/devices/virtio/vsock/vsock.cc",
       "native/kvm/seccomp/syscall_names.cc",
       "native/kvm/control/wire.cc",
-      "native/kvm/control/messages.cc"
+      "native/kvm/control/messages.cc",
+      "native/kvm/snapshot/crc64.cc",
+      "native/kvm/snapshot/snapshot_file.cc",
+      "native/kvm/vstate/vcpu_state.cc",
+      "native/kvm/vstate/vm_state.cc"
     ],
     "vmm_machine_sources": [
       "native/kvm/kvm.cc",
@@ -123,7 +128,21 @@
         "native/kvm/tests/serial_test.cc",
         "native/kvm/tests/virtio_test.cc",
         "native/kvm/tests/vsock_test.cc",
+        "native/kvm/tests/snapshot_file_test.cc",
         "<@(vmm_device_sources)"
+      ],
+      "include_dirs": [
+        "native/kvm"
+      ]
+    },
+    {
+      "target_name": "vmm_kvm_tests",
+      "type": "executable",
+      "sources": [
+        "native/kvm/tests/main.cc",
+        "native/kvm/tests/vcpu_snapshot_kvm_test.cc",
+        "<@(vmm_device_sources)",
+        "<@(vmm_machine_sources)"
       ],
       "include_dirs": [
         "native/kvm"

@@ -3,9 +3,9 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
-#include <fstream>
-
+#include <algorithm>
 #include <cstring>
+#include <fstream>
 
 #include "error.h"
 
@@ -106,6 +106,21 @@ std::vector<kvm_cpuid_entry2> Kvm::SupportedCpuid() const {
     if (errno != E2BIG) throw SysError("KVM_GET_SUPPORTED_CPUID", errno);
   }
   throw VmmError("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+}
+
+std::vector<uint32_t> Kvm::MsrIndexList() const {
+  // Asked with room for none, the kernel says E2BIG and how many there are.
+  kvm_msr_list probe{};
+  if (ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe) == 0 || errno != E2BIG) {
+    throw SysError("KVM_GET_MSR_INDEX_LIST", errno);
+  }
+  std::vector<uint8_t> buf(sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t));
+  auto* list = reinterpret_cast<kvm_msr_list*>(buf.data());
+  list->nmsrs = probe.nmsrs;
+  CheckSys(ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, list), "KVM_GET_MSR_INDEX_LIST");
+  std::vector<uint32_t> indices(list->indices, list->indices + list->nmsrs);
+  std::sort(indices.begin(), indices.end());
+  return indices;
 }
 
 }  // namespace vmm

@@ -33,6 +33,9 @@ class Kvm {
   int MaxVcpus() const;
   int VcpuMmapSize() const;
   std::vector<kvm_cpuid_entry2> SupportedCpuid() const;
+  // Every MSR KVM can save and restore for a vCPU (KVM_GET_MSR_INDEX_LIST), ascending: IA32_TSC
+  // (0x10) before TSC_DEADLINE (0x6e0), which is relative to it.
+  std::vector<uint32_t> MsrIndexList() const;
 
  private:
   Fd fd_;

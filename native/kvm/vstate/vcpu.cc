@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "arch/x86_64/cpuid.h"
@@ -83,6 +84,95 @@ void Vcpu::Configure(const std::vector<kvm_cpuid_entry2>& cpuid, GuestMemory& me
   CheckSys(ioctl(fd_.get(), KVM_GET_LAPIC, &lapic), "KVM_GET_LAPIC");
   x86_64::SetupLapic(lapic);
   CheckSys(ioctl(fd_.get(), KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
+}
+
+void Vcpu::CompletePendingExit() {
+  __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  const int r = ioctl(fd_.get(), KVM_RUN, 0);
+  const int err = errno;
+  __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+  if (r == 0 || err != EINTR) throw VmmError("vCPU " + std::to_string(index_) + " did not pause for a snapshot (KVM_RUN: " + (r == 0 ? "ran" : ErrnoName(err)) + ")");
+}
+
+VcpuState Vcpu::SaveState(const Kvm& kvm, const std::vector<uint32_t>& msr_indices) {
+  CompletePendingExit();
+  const int fd = fd_.get();
+  VcpuState s;
+  CheckSys(ioctl(fd, KVM_GET_MP_STATE, &s.mp_state), "KVM_GET_MP_STATE");
+  CheckSys(ioctl(fd, KVM_GET_REGS, &s.regs), "KVM_GET_REGS");
+  CheckSys(ioctl(fd, KVM_GET_SREGS, &s.sregs), "KVM_GET_SREGS");
+  // KVM_CAP_XSAVE2 gives the area's size where it outgrew struct kvm_xsave (AMX).
+  const int xsave2 = kvm.CheckExtension(KVM_CAP_XSAVE2);
+  s.xsave.assign(std::max<size_t>(sizeof(kvm_xsave), xsave2 > 0 ? xsave2 : 0), 0);
+  CheckSys(ioctl(fd, xsave2 > 0 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, s.xsave.data()), "KVM_GET_XSAVE");
+  CheckSys(ioctl(fd, KVM_GET_XCRS, &s.xcrs), "KVM_GET_XCRS");
+  CheckSys(ioctl(fd, KVM_GET_DEBUGREGS, &s.debugregs), "KVM_GET_DEBUGREGS");
+  CheckSys(ioctl(fd, KVM_GET_LAPIC, &s.lapic), "KVM_GET_LAPIC");
+  s.tsc_khz = static_cast<uint32_t>(CheckSys(ioctl(fd, KVM_GET_TSC_KHZ), "KVM_GET_TSC_KHZ"));
+
+  constexpr size_t kCpuidRoom = 256;
+  std::vector<uint8_t> cpuid_buf(sizeof(kvm_cpuid2) + kCpuidRoom * sizeof(kvm_cpuid_entry2));
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(cpuid_buf.data());
+  cpuid->nent = kCpuidRoom;
+  CheckSys(ioctl(fd, KVM_GET_CPUID2, cpuid), "KVM_GET_CPUID2");
+  s.cpuid.assign(cpuid->entries, cpuid->entries + cpuid->nent);
+
+  // KVM_GET_MSRS stops at the first MSR it cannot read: that one is left out, the rest read on.
+  std::vector<uint32_t> pending = msr_indices;
+  while (!pending.empty()) {
+    std::vector<uint8_t> buf(sizeof(kvm_msrs) + pending.size() * sizeof(kvm_msr_entry));
+    auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
+    msrs->nmsrs = pending.size();
+    for (size_t i = 0; i < pending.size(); ++i) msrs->entries[i].index = pending[i];
+    const size_t read = CheckSys(ioctl(fd, KVM_GET_MSRS, msrs), "KVM_GET_MSRS");
+    s.msrs.insert(s.msrs.end(), msrs->entries, msrs->entries + read);
+    pending.erase(pending.begin(), pending.begin() + std::min(read + 1, pending.size()));
+  }
+  // TSC_DEADLINE is relative to IA32_TSC: restored after it, last. A deadline of 0 (cleared as
+  // its interrupt fired, the interrupt not yet delivered) would leave the vCPU without timer
+  // interrupts after a restore; the TSC's own value fires at once instead (as Firecracker does).
+  constexpr uint32_t kIa32Tsc = 0x10, kTscDeadline = 0x6e0;
+  std::stable_partition(s.msrs.begin(), s.msrs.end(), [](const kvm_msr_entry& m) { return m.index != kTscDeadline; });
+  if (!s.msrs.empty() && s.msrs.back().index == kTscDeadline && s.msrs.back().data == 0) {
+    for (const kvm_msr_entry& m : s.msrs) {
+      if (m.index == kIa32Tsc) s.msrs.back().data = m.data;
+    }
+  }
+  // Last: reading the others may have changed what is pending (Firecracker's order).
+  CheckSys(ioctl(fd, KVM_GET_VCPU_EVENTS, &s.events), "KVM_GET_VCPU_EVENTS");
+  return s;
+}
+
+void Vcpu::RestoreState(const VcpuState& s) {
+  const int fd = fd_.get();
+  // CPUID first: it decides which MSRs and XSAVE features exist.
+  std::vector<uint8_t> cpuid_buf(sizeof(kvm_cpuid2) + s.cpuid.size() * sizeof(kvm_cpuid_entry2));
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(cpuid_buf.data());
+  cpuid->nent = s.cpuid.size();
+  std::memcpy(cpuid->entries, s.cpuid.data(), s.cpuid.size() * sizeof(kvm_cpuid_entry2));
+  CheckSys(ioctl(fd, KVM_SET_CPUID2, cpuid), "KVM_SET_CPUID2");
+  CheckSys(ioctl(fd, KVM_SET_MP_STATE, &s.mp_state), "KVM_SET_MP_STATE");
+  CheckSys(ioctl(fd, KVM_SET_REGS, &s.regs), "KVM_SET_REGS");
+  CheckSys(ioctl(fd, KVM_SET_SREGS, &s.sregs), "KVM_SET_SREGS");
+  std::vector<uint8_t> xsave = s.xsave;  // KVM reads as much as this host's XSAVE needs
+  CheckSys(ioctl(fd, KVM_SET_XSAVE, xsave.data()), "KVM_SET_XSAVE");
+  CheckSys(ioctl(fd, KVM_SET_XCRS, &s.xcrs), "KVM_SET_XCRS");
+  CheckSys(ioctl(fd, KVM_SET_DEBUGREGS, &s.debugregs), "KVM_SET_DEBUGREGS");
+  CheckSys(ioctl(fd, KVM_SET_LAPIC, &s.lapic), "KVM_SET_LAPIC");
+
+  std::vector<uint8_t> msr_buf(sizeof(kvm_msrs) + s.msrs.size() * sizeof(kvm_msr_entry));
+  auto* msrs = reinterpret_cast<kvm_msrs*>(msr_buf.data());
+  msrs->nmsrs = s.msrs.size();
+  std::memcpy(msrs->entries, s.msrs.data(), s.msrs.size() * sizeof(kvm_msr_entry));
+  const size_t set = CheckSys(ioctl(fd, KVM_SET_MSRS, msrs), "KVM_SET_MSRS");
+  if (set != s.msrs.size()) {
+    throw VmmError("KVM_SET_MSRS restored " + std::to_string(set) + " of " + std::to_string(s.msrs.size()) +
+                   " MSRs (MSR " + Hex(s.msrs[set].index) + " refused)");
+  }
+  CheckSys(ioctl(fd, KVM_SET_VCPU_EVENTS, &s.events), "KVM_SET_VCPU_EVENTS");
+  // Tells a kvmclock guest that it was paused, so that its watchdogs do not take the gap for a
+  // lockup; a guest without kvmclock refuses it (EINVAL), which is no error.
+  if (ioctl(fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL) throw SysError("KVM_KVMCLOCK_CTRL", errno);
 }
 
 void Vcpu::PrepareThreadSignals() {

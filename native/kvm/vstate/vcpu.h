@@ -16,6 +16,7 @@
 #include "fd.h"
 #include "kvm.h"
 #include "vstate/memory.h"
+#include "vstate/vcpu_state.h"
 #include "vstate/vm.h"
 
 namespace vmm {
@@ -40,6 +41,13 @@ class Vcpu {
   // (the boot CPU: the others wait for the guest's INIT/SIPI, which the in-kernel LAPIC handles).
   void Configure(const std::vector<kvm_cpuid_entry2>& cpuid, GuestMemory& memory, const x86_64::BootEntry* entry);
 
+  // The vCPU's whole state, for a snapshot; its thread must not be in KVM_RUN. First it lets KVM
+  // finish the instruction of the last exit (see CompletePendingExit). MSRs are those of
+  // `msr_indices` that KVM will read (Kvm::MsrIndexList).
+  VcpuState SaveState(const Kvm& kvm, const std::vector<uint32_t>& msr_indices);
+  // Puts a saved state back, in place of Configure.
+  void RestoreState(const VcpuState& state);
+
   // Runs the guest until `stop` is set (then kStopped) or the vCPU cannot go on.
   VcpuExit Run(const devices::Bus& pio, const devices::Bus& mmio, const std::atomic<bool>& stop);
 
@@ -60,6 +68,10 @@ class Vcpu {
   static void PrepareThreadSignals();
 
  private:
+  // KVM completes an exit's instruction (the OUT the VMM just handled, say) only when KVM_RUN is
+  // entered again: with immediate_exit set, KVM_RUN does that and returns EINTR without running
+  // the guest on. Saved without it, the instruction would run twice after a restore.
+  void CompletePendingExit();
   void HandleIo(const devices::Bus& pio);
   void HandleMmio(const devices::Bus& mmio);
 

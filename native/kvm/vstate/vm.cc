@@ -59,3 +59,30 @@ void Vm::RegisterIrqfd(int fd, uint32_t gsi) const {
 }
 
 }  // namespace vmm
+
+namespace vmm {
+
+VmState Vm::SaveState() const {
+  VmState s;
+  CheckSys(ioctl(fd(), KVM_GET_PIT2, &s.pit), "KVM_GET_PIT2");
+  CheckSys(ioctl(fd(), KVM_GET_CLOCK, &s.clock), "KVM_GET_CLOCK");
+  s.pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+  s.pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+  s.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+  for (kvm_irqchip* chip : {&s.pic_master, &s.pic_slave, &s.ioapic}) CheckSys(ioctl(fd(), KVM_GET_IRQCHIP, chip), "KVM_GET_IRQCHIP");
+  return s;
+}
+
+void Vm::RestoreState(const VmState& s) const {
+  CheckSys(ioctl(fd(), KVM_SET_PIT2, &s.pit), "KVM_SET_PIT2");
+  // KVM_SET_CLOCK takes only flags it knows how to apply; what GET_CLOCK reported about the
+  // clock's stability (and the host's time beside it) is not among them.
+  kvm_clock_data clock = s.clock;
+  clock.flags = 0;
+  CheckSys(ioctl(fd(), KVM_SET_CLOCK, &clock), "KVM_SET_CLOCK");
+  for (const kvm_irqchip* chip : {&s.pic_master, &s.pic_slave, &s.ioapic}) {
+    CheckSys(ioctl(fd(), KVM_SET_IRQCHIP, chip), "KVM_SET_IRQCHIP");
+  }
+}
+
+}  // namespace vmm

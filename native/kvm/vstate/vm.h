@@ -6,6 +6,7 @@
 #include "fd.h"
 #include "kvm.h"
 #include "vstate/memory.h"
+#include "vstate/vm_state.h"
 
 namespace vmm {
 
@@ -22,6 +23,11 @@ class Vm {
   void RegisterIoeventfd(uint64_t addr, uint32_t value, int fd) const;
   // A write to `fd` raises interrupt line `gsi`, from any thread, without an ioctl.
   void RegisterIrqfd(int fd, uint32_t gsi) const;
+
+  // The PIT, PICs, IOAPIC and kvmclock, for a snapshot (every vCPU out of KVM_RUN).
+  VmState SaveState() const;
+  // Puts them back, before the vCPUs are restored.
+  void RestoreState(const VmState& state) const;
 
  private:
   Fd fd_;
