@@ -1,6 +1,8 @@
 // The snapshot state file and the state it carries: a file that changed in any byte, lost its
 // tail, came from another format or was taken for another configuration is refused with a
-// one-line error that says what to do; what is encoded decodes to the same bytes.
+// one-line error that says what to do; what is encoded decodes to the same bytes. The memory
+// file: sparse, checksummed, mapped back copy-on-write.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,8 +11,10 @@
 #include <vector>
 
 #include "snapshot/crc64.h"
+#include "snapshot/memory_file.h"
 #include "snapshot/snapshot_file.h"
 #include "tests/check.h"
+#include "vstate/memory.h"
 #include "vstate/vcpu_state.h"
 #include "vstate/vm_state.h"
 
@@ -156,4 +160,41 @@ TEST(snapshot_vm_state_round_trip_and_chip_ids) {
   vmm::VmState swapped = in;
   std::swap(swapped.pic_master.chip_id, swapped.ioapic.chip_id);
   CHECK_THROWS(vmm::DecodeVmState(vmm::EncodeVmState(swapped), "the VM"), SnapshotError, "names its interrupt controllers wrongly");
+}
+
+TEST(snapshot_memory_file_holds_touched_pages_and_maps_copy_on_write) {
+  char dir[] = "/tmp/vmrun-snapshot-test-XXXXXX";
+  CHECK(mkdtemp(dir) != nullptr);
+  const std::string path = std::string(dir) + "/memory";
+  const uint64_t size = 64 << 20;
+  uint64_t crc = 0;
+  {
+    vmm::GuestMemory ram(size);
+    ram.Write(0x1000, "first", 5, "test");
+    ram.Write(size - 4096, "last", 4, "test");
+    ram.Write(0x200000, std::vector<uint8_t>(4096, 0).data(), 4096, "test");  // touched, but zeros
+    crc = WriteMemoryFile(ram, path);
+  }
+  struct stat st;
+  CHECK_EQ(stat(path.c_str(), &st), 0);
+  CHECK_EQ(static_cast<uint64_t>(st.st_size), size);
+  CHECK_EQ(static_cast<uint64_t>(st.st_blocks) * 512, uint64_t{2 * 4096});  // two data pages, the rest holes
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  CHECK_EQ(MemoryFileChecksum(fd, size, path), crc);
+  {
+    vmm::GuestMemory restored(size, vmm::GuestMemory::Backing::kFile, fd);
+    CHECK(std::memcmp(restored.Slice(0x1000, 5), "first", 5) == 0);
+    CHECK(std::memcmp(restored.Slice(size - 4096, 4), "last", 4) == 0);
+    restored.Write(0x1000, "FIRST", 5, "test");  // the guest's write stays in the mapping
+  }
+  CHECK_EQ(MemoryFileChecksum(fd, size, path), crc);
+  // One byte changed on disk changes the checksum; a short file is refused outright.
+  CHECK_EQ(pwrite(fd, "x", 1, size - 4096), 1);
+  CHECK(MemoryFileChecksum(fd, size, path) != crc);
+  CHECK_EQ(ftruncate(fd, size / 2), 0);
+  CHECK_THROWS(MemoryFileChecksum(fd, size, path), SnapshotError, "is not a file of 67108864 bytes");
+  CHECK_THROWS(vmm::GuestMemory(size, vmm::GuestMemory::Backing::kFile, fd), vmm::VmmError, "holds only 33554432 bytes");
+  close(fd);
+  unlink(path.c_str());
+  rmdir(dir);
 }

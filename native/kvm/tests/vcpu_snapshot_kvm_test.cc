@@ -1,7 +1,10 @@
 // Saving a running vCPU and its VM, and restoring them into a fresh VM, on real KVM (the rig's
 // nested SVM, or a host's): the guest counts in a register and reports each count on a port;
-// after the restore it must go on from where it was, in the new VM, with its registers, MSRs and
-// interrupt controllers as saved. Built as vmm_kvm_tests; test/kvm/vmm-state.test.ts runs it.
+// after the restore (its RAM mapped copy-on-write from the memory file) it must go on from where
+// it was, in the new VM, with its registers, MSRs and interrupt controllers as saved. Built as vmm_kvm_tests; test/kvm/vmm-state.test.ts runs it.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -10,6 +13,7 @@
 #include "arch/x86_64/cpuid.h"
 #include "devices/bus.h"
 #include "kvm.h"
+#include "snapshot/memory_file.h"
 #include "tests/check.h"
 #include "vstate/memory.h"
 #include "vstate/vcpu.h"
@@ -20,6 +24,7 @@
 using namespace vmm;
 
 namespace {
+constexpr uint64_t kRamBytes = uint64_t{16} << 20;
 constexpr uint64_t kCode = 0x1000;
 constexpr uint16_t kPort = 0x10;
 // Real mode: inc ax; out 0x10, al; jmp back to the inc.
@@ -43,15 +48,17 @@ class CountPort : public devices::BusDevice {
 
 // One VM with one vCPU in real mode at kCode, and the buses its exits go to.
 struct Guest {
+  explicit Guest(std::unique_ptr<GuestMemory> ram = std::make_unique<GuestMemory>(kRamBytes)) : memory(std::move(ram)) {
+    pio.Insert(kPort, 1, port);
+  }
   std::unique_ptr<Kvm> kvm = std::make_unique<Kvm>(Kvm::OpenDevice());
-  std::unique_ptr<GuestMemory> memory = std::make_unique<GuestMemory>(uint64_t{16} << 20);
+  std::unique_ptr<GuestMemory> memory;
   std::unique_ptr<Vm> vm = std::make_unique<Vm>(*kvm, *memory);
   std::unique_ptr<Vcpu> vcpu = std::make_unique<Vcpu>(*kvm, *vm, 0);
   std::atomic<bool> stop{false};
   std::shared_ptr<CountPort> port = std::make_shared<CountPort>(stop);
   devices::Bus pio, mmio;
 
-  Guest() { pio.Insert(kPort, 1, port); }
   // Runs until `writes` more port writes have been seen.
   void RunFor(size_t writes) {
     stop = false;
@@ -90,12 +97,18 @@ TEST(kvm_vcpu_and_vm_restored_into_a_fresh_vm_go_on) {
   // Through the snapshot encoding, as a restore reads it.
   const VcpuState vcpu_state = DecodeVcpuState(EncodeVcpuState(saved), "vCPU 0");
   const VmState vm_state = DecodeVmState(EncodeVmState(saved_vm), "the VM");
-  std::vector<uint8_t> ram(first->memory->size());
-  std::memcpy(ram.data(), first->memory->Slice(0, ram.size()), ram.size());
+  // Guest RAM through the memory file, mapped back copy-on-write as a restore maps it.
+  char dir[] = "/tmp/vmrun-kvm-test-XXXXXX";
+  CHECK(mkdtemp(dir) != nullptr);
+  const std::string memory_path = std::string(dir) + "/memory";
+  const uint64_t crc = snapshot::WriteMemoryFile(*first->memory, memory_path);
   first.reset();  // the first VM is gone before the second exists
 
-  Guest second;
-  std::memcpy(second.memory->Slice(0, ram.size()), ram.data(), ram.size());
+  Fd memory_file(open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));
+  CHECK_EQ(snapshot::MemoryFileChecksum(memory_file.get(), kRamBytes, memory_path), crc);
+  Guest second(std::make_unique<GuestMemory>(kRamBytes, GuestMemory::Backing::kFile, memory_file.get()));
+  unlink(memory_path.c_str());
+  rmdir(dir);
   second.vcpu->RestoreState(vcpu_state);
   second.vm->RestoreState(vm_state);
   const VcpuState restored = second.vcpu->SaveState(*second.kvm, msr_indices);

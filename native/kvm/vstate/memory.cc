@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <cstdio>
 #include <string>
 #include <unistd.h>
@@ -11,7 +12,7 @@
 
 namespace vmm {
 
-GuestMemory::GuestMemory(uint64_t size_bytes, Backing backing) : size_(size_bytes) {
+GuestMemory::GuestMemory(uint64_t size_bytes, Backing backing, int file_fd) : size_(size_bytes) {
   // NORESERVE: guest RAM is backed lazily, so a VM costs only the pages its guest touches. The
   // guard after it costs address space only: a device bug that overruns RAM by up to 4 GiB (a
   // 32-bit length that wrapped) faults here instead of reaching the VMM's own memory.
@@ -22,6 +23,8 @@ GuestMemory::GuestMemory(uint64_t size_bytes, Backing backing) : size_(size_byte
   try {
     if (backing == Backing::kSharedMemfd) {
       MapMemfd(what);
+    } else if (backing == Backing::kFile) {
+      MapFile(file_fd, what);
     } else {
       CheckSys(mprotect(host, size_bytes, PROT_READ | PROT_WRITE), "mprotect", what);
     }
@@ -41,6 +44,17 @@ void GuestMemory::MapMemfd(const std::string& what) {
   // fault on the missing pages) nor grow it.
   CheckSys(fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), "fcntl(F_ADD_SEALS)", what);
   void* at = mmap(mapping_, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, memfd_.get(), 0);
+  if (at == MAP_FAILED) throw SysError("mmap", errno, what);
+}
+
+void GuestMemory::MapFile(int fd, const std::string& what) {
+  // A file shorter than RAM would fault (SIGBUS) where it ends, at the guest's first touch there.
+  struct stat st;
+  CheckSys(fstat(fd, &st), "fstat", what);
+  if (static_cast<uint64_t>(st.st_size) < size_) {
+    throw VmmError("the memory file for " + what + " holds only " + std::to_string(st.st_size) + " bytes");
+  }
+  void* at = mmap(mapping_, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, 0);
   if (at == MAP_FAILED) throw SysError("mmap", errno, what);
 }
 

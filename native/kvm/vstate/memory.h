@@ -1,6 +1,6 @@
 // Guest RAM: one host mapping laid out as up to two guest-physical regions (below the 32-bit
-// MMIO hole and above 4 GiB): anonymous memory, or a memfd when another process (a vhost-user
-// back end) must map it too. Every access to guest memory goes through this class, which
+// MMIO hole and above 4 GiB): anonymous memory, a memfd when another process (a vhost-user
+// back end) must map it too, or a snapshot's memory file, copy-on-write. Every access to guest memory goes through this class, which
 // checks that the whole range lies inside one region: guest addresses are never trusted.
 #pragma once
 
@@ -25,8 +25,10 @@ class GuestMemory {
   // Inaccessible address space mapped right after guest RAM: 4 GiB and a page.
   static constexpr uint64_t kGuardBytes = (uint64_t{1} << 32) + 4096;
 
-  enum class Backing { kPrivate, kSharedMemfd };
-  explicit GuestMemory(uint64_t size_bytes, Backing backing = Backing::kPrivate);
+  // kFile: a snapshot's memory file (`file_fd`, at least `size_bytes` long), mapped
+  // copy-on-write: the guest's writes stay in this process, the file's pages are shared.
+  enum class Backing { kPrivate, kSharedMemfd, kFile };
+  explicit GuestMemory(uint64_t size_bytes, Backing backing = Backing::kPrivate, int file_fd = -1);
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
@@ -58,6 +60,7 @@ class GuestMemory {
 
  private:
   void MapMemfd(const std::string& what);
+  void MapFile(int fd, const std::string& what);
 
   uint8_t* mapping_ = nullptr;
   Fd memfd_;
