@@ -1,14 +1,18 @@
 // libFuzzer target: a snapshot's state file (snapshot/snapshot_file.h), which a restore reads from
 // disk and must refuse whole when anything in it is off. The input is decoded as a state file
 // (the fingerprint it claims is the one expected, so that fuzzing reaches the sections), then
-// each section as a vCPU's and as the VM's state; anything but a clean decode or SnapshotError is
-// a finding.
+// each section as a vCPU's, as the VM's and as a virtio-mmio transport's state (an rng behind
+// it); anything but a clean decode or SnapshotError is a finding.
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/rng/rng.h"
 #include "snapshot/crc64.h"
 #include "snapshot/snapshot_file.h"
+#include "vstate/memory.h"
 #include "vstate/vcpu_state.h"
 #include "vstate/vm_state.h"
 
@@ -34,6 +38,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       try {
         (void)vmm::EncodeVmState(vmm::DecodeVmState(s.bytes, "VM"));
+      } catch (const SnapshotError&) {
+      }
+      static vmm::GuestMemory memory(1 << 20);
+      vmm::devices::virtio::MmioTransport transport(memory, std::make_unique<vmm::devices::virtio::Rng>(), [] {});
+      try {
+        transport.RestoreState(s.bytes, "transport");
+        transport.ProcessQueue(0);
       } catch (const SnapshotError&) {
       }
     }

@@ -8,6 +8,7 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/queue.h"
 #include "devices/virtio/rng/rng.h"
+#include "snapshot/byte_stream.h"
 #include "tests/check.h"
 #include "tests/virtq_driver.h"
 #include "vstate/memory.h"
@@ -284,4 +285,39 @@ TEST(queue_refuses_zero_length_descriptors) {
   s.Desc(0, 64 * kMiB, 0, 0);  // empty, and just past the end of RAM
   s.Offer(0);
   CHECK_THROWS(s.queue.Pop(s.mem), QueueError, "zero-length");
+}
+
+TEST(mmio_state_restored_into_a_fresh_transport_goes_on) {
+  Transport x;
+  x.BringUp();
+  WriteDesc(x.mem, 0, kData, 64, kWrite);
+  x.mem.WriteObject<uint16_t>(kAvail + 4, 0, "avail ring");
+  x.mem.WriteObject<uint16_t>(kAvail + 2, 1, "avail idx");
+  x.t.ProcessQueue(0);
+  const std::vector<uint8_t> saved = x.t.SaveState();
+
+  // A new transport over the same RAM, as a restore builds one, takes the chain after the first.
+  int interrupts = 0;
+  MmioTransport restored{x.mem, std::make_unique<Rng>(), [&] { ++interrupts; }};
+  restored.RestoreState(saved, "rng");
+  uint32_t status = 0;
+  restored.Read(0x70, reinterpret_cast<uint8_t*>(&status), 4);
+  CHECK_EQ(status, 15u);
+  x.mem.WriteObject<uint16_t>(kAvail + 4 + 2, 0, "avail ring");
+  x.mem.WriteObject<uint16_t>(kAvail + 2, 2, "avail idx");
+  restored.ProcessQueue(0);
+  CHECK_EQ(interrupts, 1);
+  uint16_t used_idx;
+  std::memcpy(&used_idx, x.mem.Slice(kUsed + 2, 2), 2);
+  CHECK_EQ(used_idx, 2);  // the second used entry, not the first again
+
+  // What the driver could not have reached is refused.
+  std::vector<uint8_t> short_state(saved.begin(), saved.end() - 1);
+  CHECK_THROWS(restored.RestoreState(short_state, "rng"), vmm::snapshot::SnapshotError, "rng is truncated");
+  MmioTransport other{x.mem, std::make_unique<Rng>(), [] {}};
+  std::vector<uint8_t> bad = saved;
+  // The queue's size (after status, two selectors, features, queue select, interrupt status, the
+  // count and three addresses) made 3: not a power of two while DRIVER_OK is set.
+  bad[4 + 4 + 4 + 8 + 4 + 4 + 4 + 24] = 3;
+  CHECK_THROWS(other.RestoreState(bad, "rng"), vmm::snapshot::SnapshotError, "rng has a ready queue that is not valid");
 }

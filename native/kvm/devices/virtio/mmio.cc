@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "snapshot/byte_stream.h"
+
 namespace vmm::devices::virtio {
 
 namespace {
@@ -145,6 +147,45 @@ void MmioTransport::MarkBroken() {
   status_ |= kStatusNeedsReset;
   interrupt_status_ |= kInterruptConfigChange;
   interrupt_();
+}
+
+std::vector<uint8_t> MmioTransport::SaveState() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  snapshot::ByteWriter w;
+  w.Put(status_);
+  w.Put(device_features_sel_);
+  w.Put(driver_features_sel_);
+  w.Put(driver_features_);
+  w.Put(queue_sel_);
+  w.Put(interrupt_status_);
+  std::vector<QueueState> queues;
+  for (const Queue& q : queues_) queues.push_back(q.Save());
+  w.PutVector(queues);
+  return std::move(w.bytes());
+}
+
+void MmioTransport::RestoreState(const std::vector<uint8_t>& bytes, const std::string& what) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  snapshot::ByteReader r(bytes.data(), bytes.size(), what);
+  const uint32_t status = r.Get<uint32_t>();
+  device_features_sel_ = r.Get<uint32_t>();
+  driver_features_sel_ = r.Get<uint32_t>();
+  driver_features_ = r.Get<uint64_t>();
+  queue_sel_ = r.Get<uint32_t>();
+  interrupt_status_ = r.Get<uint32_t>() & (kInterruptUsedBuffer | kInterruptConfigChange);
+  const std::vector<QueueState> queues = r.GetVector<QueueState>();
+  r.ExpectEnd();
+  if (queues.size() != queues_.size()) {
+    throw snapshot::SnapshotError(what + " has " + std::to_string(queues.size()) + " queues, the device " +
+                                  std::to_string(queues_.size()));
+  }
+  for (size_t i = 0; i < queues.size(); ++i) queues_[i].Restore(queues[i]);
+  status_ = status;
+  if (!(status_ & kStatusDriverOk) || (status_ & kStatusNeedsReset)) return;
+  for (const Queue& q : queues_) {
+    if (q.ready && !q.IsValid(memory_)) throw snapshot::SnapshotError(what + " has a ready queue that is not valid");
+  }
+  device_->DriverReady(queues_);
 }
 
 void MmioTransport::ProcessQueue(uint16_t index) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "devices/bus.h"
@@ -30,6 +31,13 @@ class MmioTransport : public BusDevice {
   void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
 
   uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
+
+  // The registers and every queue, for a snapshot (the device's own state is the device's).
+  std::vector<uint8_t> SaveState();
+  // Puts them back before the guest runs again, refusing (SnapshotError naming `what`) a state
+  // the driver could not have reached through the registers: another queue count, a queue that
+  // is ready but invalid while the device runs. A running device hears DriverReady as it did.
+  void RestoreState(const std::vector<uint8_t>& bytes, const std::string& what);
   // Runs the device on one queue, if the driver has it running; called on the device thread.
   void ProcessQueue(uint16_t index);
 

@@ -30,6 +30,20 @@ bool Queue::IsValid(const GuestMemory& memory) const {
          memory.Slice(avail_addr, AvailRingBytes(size)) && memory.Slice(used_addr, UsedRingBytes(size));
 }
 
+QueueState Queue::Save() const {
+  return {desc_addr, avail_addr, used_addr, size, next_avail_, next_used_, static_cast<uint8_t>(ready), 0};
+}
+
+void Queue::Restore(const QueueState& state) {
+  size = state.size;
+  ready = state.ready != 0;
+  desc_addr = state.desc_addr;
+  avail_addr = state.avail_addr;
+  used_addr = state.used_addr;
+  next_avail_ = state.next_avail;
+  next_used_ = state.next_used;
+}
+
 void Queue::Reset() {
   size = 0;
   ready = false;

@@ -33,6 +33,15 @@ struct DescriptorChain {
   std::vector<Buffer> writable;
 };
 
+// A queue as a snapshot keeps it: the driver's configuration and the device's place in the rings.
+// Laid out without padding: it goes into a file byte for byte.
+struct QueueState {
+  uint64_t desc_addr, avail_addr, used_addr;
+  uint16_t size, next_avail, next_used;
+  uint8_t ready, reserved;
+};
+static_assert(sizeof(QueueState) == 32, "QueueState has no padding");
+
 class Queue {
  public:
   explicit Queue(uint16_t max_size) : max_size_(max_size) {}
@@ -54,6 +63,10 @@ class Queue {
   // The next chain the driver made available, or nothing. Throws QueueError on a malformed ring
   // or a size that is not valid now.
   std::optional<DescriptorChain> Pop(const GuestMemory& memory);
+  QueueState Save() const;
+  // Takes a saved state back whole; the transport checks it as it checks the driver's writes.
+  void Restore(const QueueState& state);
+
   // Returns chain `head` to the driver, `written` bytes of it filled.
   void AddUsed(const GuestMemory& memory, uint16_t head, uint32_t written);
 
