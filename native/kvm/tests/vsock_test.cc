@@ -598,3 +598,42 @@ TEST(vsock_connect_reset_loop_without_rx_buffers_holds_nothing) {
   CHECK(g.Pump().empty());  // nothing owed to connections that are gone
   close(listener);
 }
+
+TEST(vsock_snapshot_resets_the_transport_and_holds_rx_until_the_guest_saw_it) {
+  constexpr uint64_t kEvDesc = 0x30000, kEvAvail = 0x31000, kEvUsed = 0x32000, kEvBuf = 0x33000;
+  Established g;
+  std::vector<Queue> queues{g.rx, g.tx, Queue{kRing}};
+  vmm_test::ConfigureQueue(queues[Vsock::kEventQueue], kRing, kEvDesc, kEvAvail, kEvUsed);
+  vmm_test::WriteDescriptor(g.mem, kEvDesc, 0, kEvBuf, 8, kWrite);
+  vmm_test::OfferChain(g.mem, kEvAvail, kRing, 1, 0);
+  g.mem.WriteObject<uint32_t>(kEvBuf, 0xffffffff, "event");
+
+  CHECK(g.dev.PrepareSnapshot(queues, g.mem));
+  bool eof = false;
+  Drain(g.host, &eof);
+  CHECK(eof);  // the connection is gone on the host
+  uint16_t used_idx;
+  uint32_t used_len, event;
+  std::memcpy(&used_idx, g.mem.Slice(kEvUsed + 2, 2), 2);
+  std::memcpy(&used_len, g.mem.Slice(kEvUsed + 4 + 4, 4), 4);
+  std::memcpy(&event, g.mem.Slice(kEvBuf, 4), 4);
+  CHECK_EQ(used_idx, 1);
+  CHECK_EQ(used_len, 4u);
+  CHECK_EQ(event, 0u);  // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+  const std::vector<uint8_t> state = g.dev.SaveState();
+  CHECK(state == std::vector<uint8_t>({1}));
+
+  // Restored (a fresh device taking the state), a host CONNECT waits until the guest has
+  // refilled its event queue, and then goes through.
+  Guest r;
+  r.dev.RestoreState(state, "vsock");
+  r.ProvideRx(64);
+  int client = Connect(r.base);
+  WriteAll(client, "CONNECT 5000\n");
+  CHECK(r.PumpUntil([](const std::vector<Packet>& ps) { return !ps.empty(); }, 5).empty());
+  Queue event_queue{kRing};
+  r.dev.Process(Vsock::kEventQueue, event_queue, r.mem);
+  CHECK(HasOp(r.PumpUntil([](const std::vector<Packet>& ps) { return HasOp(ps, kOpRequest); }), kOpRequest));
+  close(client);
+  CHECK_THROWS(r.dev.RestoreState({2}, "vsock"), vmm::snapshot::SnapshotError, "vsock holds vsock state of another shape");
+}

@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "devices/virtio/queue.h"
+#include "snapshot/byte_stream.h"
 #include "vstate/memory.h"
 
 namespace vmm {
@@ -46,6 +48,17 @@ class VirtioDevice {
   // queue's doorbell eventfd, to hand over, and returns true; the builder then leaves it off the
   // device thread. Called once per queue by the builder.
   virtual bool TakeDoorbell(uint16_t /*queue_index*/, int /*doorbell_fd*/) { return false; }
+  // A snapshot is about to be taken, every vCPU paused: the device brings its state and the
+  // guest's to where a restore can resume them (Firecracker's prepare_save). True when it used a
+  // buffer, so that the guest is interrupted (the interrupt is then in the snapshot). Called with
+  // the transport's lock held, only while the driver runs the device.
+  virtual bool PrepareSnapshot(std::vector<Queue>& /*queues*/, const GuestMemory& /*memory*/) { return false; }
+  // What the device itself holds that a restore needs (the transport saves its queues), and its
+  // return; a device that holds nothing refuses any bytes. Called with the transport's lock held.
+  virtual std::vector<uint8_t> SaveState() { return {}; }
+  virtual void RestoreState(const std::vector<uint8_t>& bytes, const std::string& what) {
+    if (!bytes.empty()) throw snapshot::SnapshotError(what + " holds device state this device does not have");
+  }
   // The driver set DRIVER_OK and every ready queue is valid. Called on a vCPU thread, with the
   // transport's lock held.
   virtual void DriverReady(const std::vector<Queue>& /*queues*/) {}

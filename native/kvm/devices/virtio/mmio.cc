@@ -149,6 +149,19 @@ void MmioTransport::MarkBroken() {
   interrupt_();
 }
 
+void MmioTransport::PrepareSnapshot() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!(status_ & kStatusDriverOk) || (status_ & kStatusNeedsReset)) return;
+  try {
+    if (device_->PrepareSnapshot(queues_, memory_)) {
+      interrupt_status_ |= kInterruptUsedBuffer;
+      interrupt_();
+    }
+  } catch (const QueueError&) {
+    MarkBroken();
+  }
+}
+
 std::vector<uint8_t> MmioTransport::SaveState() {
   std::lock_guard<std::mutex> lock(mutex_);
   snapshot::ByteWriter w;
@@ -161,6 +174,7 @@ std::vector<uint8_t> MmioTransport::SaveState() {
   std::vector<QueueState> queues;
   for (const Queue& q : queues_) queues.push_back(q.Save());
   w.PutVector(queues);
+  w.PutBytes(device_->SaveState());
   return std::move(w.bytes());
 }
 
@@ -174,12 +188,14 @@ void MmioTransport::RestoreState(const std::vector<uint8_t>& bytes, const std::s
   queue_sel_ = r.Get<uint32_t>();
   interrupt_status_ = r.Get<uint32_t>() & (kInterruptUsedBuffer | kInterruptConfigChange);
   const std::vector<QueueState> queues = r.GetVector<QueueState>();
+  const std::vector<uint8_t> device = r.GetBytes();
   r.ExpectEnd();
   if (queues.size() != queues_.size()) {
     throw snapshot::SnapshotError(what + " has " + std::to_string(queues.size()) + " queues, the device " +
                                   std::to_string(queues_.size()));
   }
   for (size_t i = 0; i < queues.size(); ++i) queues_[i].Restore(queues[i]);
+  device_->RestoreState(device, what);
   status_ = status;
   if (!(status_ & kStatusDriverOk) || (status_ & kStatusNeedsReset)) return;
   for (const Queue& q : queues_) {

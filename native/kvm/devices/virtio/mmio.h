@@ -32,6 +32,9 @@ class MmioTransport : public BusDevice {
 
   uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
 
+  // Lets the device prepare for a snapshot (VirtioDevice::PrepareSnapshot), interrupting the
+  // guest if it used a buffer for that.
+  void PrepareSnapshot();
   // The registers and every queue, for a snapshot (the device's own state is the device's).
   std::vector<uint8_t> SaveState();
   // Puts them back before the guest runs again, refusing (SnapshotError naming `what`) a state

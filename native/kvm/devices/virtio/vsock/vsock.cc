@@ -96,12 +96,49 @@ bool Vsock::Process(uint16_t queue_index, Queue& queue, const GuestMemory& memor
   switch (queue_index) {
     case kRxQueue: return ProcessRx(queue, memory);
     case kTxQueue: return ProcessTx(queue, memory);
-    default: return false;  // the event queue: we never reset transports (5.10.6.8), so it keeps its buffers
+    default:
+      // The event queue: the guest refilled it, so it has handled a TRANSPORT_RESET we sent. The
+      // rx queue may then go on, woken through the device thread as host events wake it.
+      if (awaiting_reset_ack_) {
+        awaiting_reset_ack_ = false;
+        const uint64_t one = 1;
+        (void)!write(kick_.get(), &one, sizeof one);
+      }
+      return false;
   }
+}
+
+bool Vsock::PrepareSnapshot(std::vector<Queue>& queues, const GuestMemory& memory) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  DropEverything();
+  std::optional<DescriptorChain> chain = queues.at(kEventQueue).Pop(memory);
+  if (!chain) return false;  // a driver with no event buffer gets no event (Linux always keeps some)
+  Writer event(*chain);
+  const uint32_t transport_reset = 0;  // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+  if (!event.WriteObject(transport_reset)) throw QueueError("vsock event buffer shorter than an event");
+  queues.at(kEventQueue).AddUsed(memory, chain->head, sizeof transport_reset);
+  awaiting_reset_ack_ = true;
+  return true;
+}
+
+std::vector<uint8_t> Vsock::SaveState() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return {static_cast<uint8_t>(awaiting_reset_ack_)};
+}
+
+void Vsock::RestoreState(const std::vector<uint8_t>& bytes, const std::string& what) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (bytes.size() != 1 || bytes[0] > 1) throw snapshot::SnapshotError(what + " holds vsock state of another shape");
+  awaiting_reset_ack_ = bytes[0] == 1;
 }
 
 void Vsock::Reset() {
   std::lock_guard<std::mutex> lock(mutex_);
+  DropEverything();
+  awaiting_reset_ack_ = false;
+}
+
+void Vsock::DropEverything() {
   while (!connections_.empty()) Kill(*connections_.begin()->second, false);
   control_.clear();
   ready_.clear();
@@ -111,6 +148,7 @@ void Vsock::Reset() {
 }
 
 bool Vsock::ProcessRx(Queue& queue, const GuestMemory& memory) {
+  if (awaiting_reset_ack_) return false;
   SetRxStarved(false);  // the guest just gave buffers (or we are asked to try)
   bool used = false;
   // Each turn uses a chain or takes a connection off ready_ for good, so this ends.

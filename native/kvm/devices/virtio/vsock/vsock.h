@@ -46,6 +46,14 @@ class Vsock : public VirtioDevice {
   void ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) override;
   bool Process(uint16_t queue_index, Queue& queue, const GuestMemory& memory) override;
   void Reset() override;
+  // Every connection ends (its host socket closed) and the guest is told TRANSPORT_RESET on the
+  // event queue (5.10.6.6): a restored guest must take its connections for gone, and keep its
+  // listening sockets. Until the guest has seen the event (it refills the event queue), nothing
+  // more goes to its rx queue: a connection made after the restore is not reset with the old.
+  bool PrepareSnapshot(std::vector<Queue>& queues, const GuestMemory& memory) override;
+  // Whether the guest has yet to see that event: the only state a restore needs.
+  std::vector<uint8_t> SaveState() override;
+  void RestoreState(const std::vector<uint8_t>& bytes, const std::string& what) override;
   void Activate(EventLoop& loop, std::function<void(uint16_t queue_index)> process_queue) override;
 
   // Handles what the host sockets have for us; true when the rx queue then has work. Activate's
@@ -66,6 +74,7 @@ class Vsock : public VirtioDevice {
     std::string line;
   };
 
+  void DropEverything();
   bool ProcessRx(Queue& queue, const GuestMemory& memory);
   bool ProcessTx(Queue& queue, const GuestMemory& memory);
   void OnGuestPacket(const Header& h, const std::vector<iovec>& payload);
@@ -100,6 +109,7 @@ class Vsock : public VirtioDevice {
   std::set<Key> scheduled_;     // the keys in ready_
   std::optional<DescriptorChain> spare_rx_;  // popped, then found nothing to carry
   bool rx_starved_ = false;  // the guest gave no rx buffers: host sockets are not read
+  bool awaiting_reset_ack_ = false;  // TRANSPORT_RESET sent, the guest has not refilled the event queue
   static constexpr uint32_t kFirstHostPort = 1u << 30;  // Firecracker's ephemeral range
   uint32_t next_host_port_ = kFirstHostPort;
 };
