@@ -14,7 +14,7 @@
 #   vhost_user     the vhost-user front end's reading of a hostile back end's replies (virtio-fs)
 #   agent_frames   the agent's frame reader and spec parser (what the host sends)
 #   control_messages  the host's decoder of what a VMM process sends (a guest that owns its VMM)
-#   snapshot_state    a snapshot's state file and the vCPU, VM and virtio-mmio state in its sections
+#   snapshot_state    a snapshot's state file and the vCPU, VM, virtio-mmio and serial state in its sections
 set -euo pipefail
 cd "$(dirname "$0")/.."
 limit=(-runs=10000000)
@@ -56,7 +56,7 @@ build control_messages native/kvm/fuzz/control_messages_fuzz.cc native/kvm/contr
   native/kvm/error.cc
 build snapshot_state native/kvm/fuzz/snapshot_state_fuzz.cc native/kvm/snapshot/crc64.cc native/kvm/snapshot/snapshot_file.cc \
   native/kvm/vstate/vcpu_state.cc native/kvm/vstate/vm_state.cc "${vmm[@]}" native/kvm/devices/virtio/mmio.cc \
-  native/kvm/devices/virtio/rng/rng.cc
+  native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/legacy/serial.cc
 
 corpus_of() {
   case "$1" in agent_frames) echo guest/agent/fuzz/corpus ;; *) echo "native/kvm/fuzz/corpus/$1" ;; esac

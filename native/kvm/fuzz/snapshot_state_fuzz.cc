@@ -1,13 +1,14 @@
 // libFuzzer target: a snapshot's state file (snapshot/snapshot_file.h), which a restore reads from
 // disk and must refuse whole when anything in it is off. The input is decoded as a state file
 // (the fingerprint it claims is the one expected, so that fuzzing reaches the sections), then
-// each section as a vCPU's, as the VM's and as a virtio-mmio transport's state (an rng behind
-// it); anything but a clean decode or SnapshotError is a finding.
+// each section as a vCPU's, as the VM's, as a virtio-mmio transport's (an rng behind it) and as
+// the serial port's state; anything but a clean decode or SnapshotError is a finding.
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 
+#include "devices/legacy/serial.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/rng/rng.h"
 #include "snapshot/crc64.h"
@@ -45,6 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       try {
         transport.RestoreState(s.bytes, "transport");
         transport.ProcessQueue(0);
+      } catch (const SnapshotError&) {
+      }
+      vmm::devices::Serial serial(-1, [] {}, [] {});
+      try {
+        serial.RestoreState(s.bytes, "serial");
+        (void)serial.SaveState();
       } catch (const SnapshotError&) {
       }
     }

@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "devices/legacy/serial.h"
+#include "snapshot/byte_stream.h"
 #include "tests/check.h"
 
 using vmm::devices::Serial;
@@ -224,4 +226,30 @@ TEST(serial_blocked_transmit_holds_no_lock) {
   vcpu.join();
   CHECK(sent.load());
   CHECK_EQ(drained.size() + u.Drain().size(), static_cast<size_t>(size) + 1);
+}
+
+TEST(serial_state_restored_into_a_fresh_uart) {
+  Uart u;
+  u.EnableReceive();
+  u.Out(kLcr, 0x1b);  // 8E1
+  u.Out(kScr, 0x42);
+  const uint8_t input[] = {'o', 'k'};
+  CHECK_EQ(u.serial->EnqueueInput(input, 2), size_t{2});
+  const std::vector<uint8_t> saved = u.serial->SaveState();
+
+  Uart r;
+  r.serial->RestoreState(saved, "serial");
+  CHECK_EQ(r.In(kLcr), uint8_t{0x1b});
+  CHECK_EQ(r.In(kScr), uint8_t{0x42});
+  CHECK_EQ(r.In(kIer), uint8_t{0x01});
+  CHECK_EQ(r.In(kLsr) & 0x01, 1);  // data ready: the input came along
+  CHECK_EQ(r.In(kData), uint8_t{'o'});
+  CHECK_EQ(r.In(kData), uint8_t{'k'});
+  std::vector<uint8_t> overfull = saved;
+  overfull.resize(8);
+  const uint32_t too_many = Serial::kRxFifoSize + 1;
+  overfull.insert(overfull.end(), reinterpret_cast<const uint8_t*>(&too_many), reinterpret_cast<const uint8_t*>(&too_many) + 4);
+  overfull.resize(overfull.size() + too_many, 'x');
+  CHECK_THROWS(r.serial->RestoreState(overfull, "serial"), vmm::snapshot::SnapshotError, "serial holds more input than the UART's FIFO");
+  CHECK_THROWS(r.serial->RestoreState({1, 2}, "serial"), vmm::snapshot::SnapshotError, "serial is truncated");
 }

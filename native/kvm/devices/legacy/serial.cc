@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "snapshot/byte_stream.h"
 
 namespace vmm::devices {
 
@@ -164,6 +165,25 @@ void Serial::Transmit(uint8_t byte) {
   // It fails only when nobody reads any more (EPIPE) or the VMM is stopping this vCPU (EINTR);
   // the byte is then dropped.
   (void)!write(output_fd_, &byte, 1);
+}
+
+std::vector<uint8_t> Serial::SaveState() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  snapshot::ByteWriter w;
+  for (uint8_t r : {ier_, fcr_, lcr_, mcr_, scr_, dll_, dlm_, static_cast<uint8_t>(thr_interrupt_pending_)}) w.Put(r);
+  w.PutVector(std::vector<uint8_t>(rx_fifo_.begin(), rx_fifo_.end()));
+  return std::move(w.bytes());
+}
+
+void Serial::RestoreState(const std::vector<uint8_t>& bytes, const std::string& what) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  snapshot::ByteReader r(bytes.data(), bytes.size(), what);
+  for (uint8_t* reg : {&ier_, &fcr_, &lcr_, &mcr_, &scr_, &dll_, &dlm_}) *reg = r.Get<uint8_t>();
+  thr_interrupt_pending_ = r.Get<uint8_t>() != 0;
+  const std::vector<uint8_t> fifo = r.GetBytes();
+  r.ExpectEnd();
+  if (fifo.size() > kRxFifoSize) throw snapshot::SnapshotError(what + " holds more input than the UART's FIFO");
+  rx_fifo_.assign(fifo.begin(), fifo.end());
 }
 
 }  // namespace vmm::devices

@@ -7,6 +7,8 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "devices/bus.h"
 
@@ -30,6 +32,11 @@ class Serial : public BusDevice {
   size_t RxRoom();
   // Queues host input for the guest; returns how many bytes fit (the rest must wait).
   size_t EnqueueInput(const uint8_t* data, size_t len);
+
+  // The registers and the input not yet read, for a snapshot, and their return (SnapshotError
+  // naming `what` for bytes of another shape or a FIFO over its size).
+  std::vector<uint8_t> SaveState();
+  void RestoreState(const std::vector<uint8_t>& bytes, const std::string& what);
 
  private:
   uint8_t ReadRegister(uint64_t offset);  // reads never raise an interrupt
