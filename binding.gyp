@@ -39,6 +39,7 @@
       "native/kvm/control/wire.cc",
       "native/kvm/control/messages.cc",
       "native/kvm/snapshot/crc64.cc",
+      "native/kvm/snapshot/file_io.cc",
       "native/kvm/snapshot/memory_file.cc",
       "native/kvm/snapshot/snapshot_file.cc",
       "native/kvm/vstate/vcpu_state.cc",

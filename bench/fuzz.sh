@@ -54,7 +54,7 @@ build vhost_user native/kvm/fuzz/vhost_user_fuzz.cc native/kvm/vstate/memory.cc 
 build agent_frames guest/agent/fuzz/frames_fuzz.c guest/agent/channel.c guest/agent/spec.c guest/agent/util.c
 build control_messages native/kvm/fuzz/control_messages_fuzz.cc native/kvm/control/messages.cc native/kvm/control/wire.cc \
   native/kvm/error.cc
-build snapshot_state native/kvm/fuzz/snapshot_state_fuzz.cc native/kvm/snapshot/crc64.cc native/kvm/snapshot/snapshot_file.cc \
+build snapshot_state native/kvm/fuzz/snapshot_state_fuzz.cc native/kvm/snapshot/{crc64,file_io,snapshot_file}.cc \
   native/kvm/vstate/vcpu_state.cc native/kvm/vstate/vm_state.cc "${vmm[@]}" native/kvm/devices/virtio/mmio.cc \
   native/kvm/devices/virtio/rng/rng.cc native/kvm/devices/legacy/serial.cc
 

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <vector>
 
-#include "fd.h"
 #include "snapshot/byte_stream.h"
 #include "snapshot/crc64.h"
+#include "snapshot/file_io.h"
 
 namespace vmm::snapshot {
 
@@ -34,33 +34,20 @@ uint64_t WriteMemoryFile(const GuestMemory& memory, const std::string& path) {
   std::vector<unsigned char> resident((size + kPage - 1) / kPage);
   CheckSys(mincore(const_cast<uint8_t*>(base), size, resident.data()), "mincore", "guest memory");
 
-  const std::string temporary = path + ".tmp-" + std::to_string(getpid());
-  Fd fd(CheckSys(open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), "open", temporary));
-  try {
-    CheckSys(ftruncate(fd.get(), static_cast<off_t>(size)), "ftruncate", temporary);
-    uint64_t crc = 0;
+  uint64_t crc = 0;
+  WriteFileAtomically(path, [&](int fd, const std::string& name) {
+    CheckSys(ftruncate(fd, static_cast<off_t>(size)), "ftruncate", name);
     for (uint64_t page = 0; page < resident.size(); ++page) {
       // A page never touched reads as zeros: a hole says so without a read.
       if (!(resident[page] & 1)) continue;
       const uint64_t offset = page * kPage;
       const uint8_t* data = base + offset;
       if (AllZero(data)) continue;
-      for (uint64_t done = 0; done < kPage;) {
-        const ssize_t n = pwrite(fd.get(), data + done, kPage - done, static_cast<off_t>(offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        CheckSys(n, "pwrite", temporary);
-        done += static_cast<uint64_t>(n);
-      }
+      WriteAt(fd, data, kPage, offset, name);
       crc = AddPage(crc, offset, data);
     }
-    CheckSys(fsync(fd.get()), "fsync", temporary);
-    fd.Reset();
-    CheckSys(rename(temporary.c_str(), path.c_str()), "rename", path);
-    return crc;
-  } catch (...) {
-    unlink(temporary.c_str());
-    throw;
-  }
+  });
+  return crc;
 }
 
 uint64_t MemoryFileChecksum(int fd, uint64_t size, const std::string& path) {
@@ -80,13 +67,7 @@ uint64_t MemoryFileChecksum(int fd, uint64_t size, const std::string& path) {
     if (static_cast<uint64_t>(at) >= size) break;
     const off_t end = CheckSys(lseek(fd, at, SEEK_HOLE), "lseek(SEEK_HOLE)", path);
     for (uint64_t offset = static_cast<uint64_t>(at) & ~(kPage - 1); offset < static_cast<uint64_t>(end); offset += kPage) {
-      for (uint64_t done = 0; done < kPage;) {
-        const ssize_t n = pread(fd, page.data() + done, kPage - done, static_cast<off_t>(offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        CheckSys(n, "pread", path);
-        if (n == 0) throw SnapshotError("the snapshot's guest memory " + path + " shrank while it was read");
-        done += static_cast<uint64_t>(n);
-      }
+      ReadAt(fd, page.data(), kPage, offset, path);
       if (!AllZero(page.data())) crc = AddPage(crc, offset, page.data());
     }
     at = end;

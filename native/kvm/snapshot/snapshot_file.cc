@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
 
 #include "fd.h"
 #include "snapshot/crc64.h"
+#include "snapshot/file_io.h"
 
 namespace vmm::snapshot {
 
@@ -94,22 +94,7 @@ StateFile DecodeStateFile(const uint8_t* data, size_t size, const std::string& e
 }
 
 void WriteFileAtomically(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string temporary = path + ".tmp-" + std::to_string(getpid());
-  Fd fd(CheckSys(open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), "open", temporary));
-  try {
-    for (size_t done = 0; done < bytes.size();) {
-      const ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      CheckSys(n, "write", temporary);
-      done += static_cast<size_t>(n);
-    }
-    CheckSys(fsync(fd.get()), "fsync", temporary);
-    fd.Reset();
-    CheckSys(rename(temporary.c_str(), path.c_str()), "rename", path);
-  } catch (...) {
-    unlink(temporary.c_str());
-    throw;
-  }
+  WriteFileAtomically(path, [&](int fd, const std::string& name) { WriteAt(fd, bytes.data(), bytes.size(), 0, name); });
 }
 
 std::vector<uint8_t> ReadWholeFile(const std::string& path, uint64_t max_bytes) {
@@ -120,13 +105,7 @@ std::vector<uint8_t> ReadWholeFile(const std::string& path, uint64_t max_bytes) 
     throw SnapshotError("the snapshot " + path + " is not a file of at most " + std::to_string(max_bytes) + " bytes" + kRemedy);
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = read(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    CheckSys(n, "read", path);
-    if (n == 0) throw SnapshotError("the snapshot " + path + " shrank while it was read" + kRemedy);
-    done += static_cast<size_t>(n);
-  }
+  ReadAt(fd.get(), bytes.data(), bytes.size(), 0, path);
   return bytes;
 }
 

@@ -46,7 +46,7 @@ std::vector<uint8_t> EncodeStateFile(const StateFile& state);
 // `file` names the file in errors, each one line that says what to do.
 StateFile DecodeStateFile(const uint8_t* data, size_t size, const std::string& expected_fingerprint, const std::string& file);
 
-// Writes `bytes` to `path` whole or not at all: a temporary file beside it, fsync, rename.
+// Writes `bytes` to `path` whole or not at all (file_io.h).
 void WriteFileAtomically(const std::string& path, const std::vector<uint8_t>& bytes);
 // The whole of a file (at most `max_bytes`, an error beyond).
 std::vector<uint8_t> ReadWholeFile(const std::string& path, uint64_t max_bytes);

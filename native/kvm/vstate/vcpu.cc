@@ -33,6 +33,28 @@ std::string Hex(uint64_t value) {
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
   return buf;
 }
+
+// KVM_SET_CPUID2 with `entries`, laid out as KVM wants them: a count, then the array.
+void SetCpuid(int fd, const std::vector<kvm_cpuid_entry2>& entries) {
+  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
+  cpuid->nent = entries.size();
+  std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+  CheckSys(ioctl(fd, KVM_SET_CPUID2, cpuid), "KVM_SET_CPUID2");
+}
+
+// KVM_SET_MSRS with every entry: KVM stops at the first MSR it refuses, which the error names.
+void SetMsrs(int fd, const std::vector<kvm_msr_entry>& msrs) {
+  std::vector<uint8_t> buf(sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry));
+  auto* arg = reinterpret_cast<kvm_msrs*>(buf.data());
+  arg->nmsrs = msrs.size();
+  std::memcpy(arg->entries, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
+  const size_t set = CheckSys(ioctl(fd, KVM_SET_MSRS, arg), "KVM_SET_MSRS");
+  if (set != msrs.size()) {
+    throw VmmError("KVM_SET_MSRS set " + std::to_string(set) + " of " + std::to_string(msrs.size()) + " MSRs (MSR " +
+                   Hex(msrs[set].index) + " refused)");
+  }
+}
 }  // namespace
 
 Vcpu::Vcpu(const Kvm& kvm, const Vm& vm, uint32_t index) : index_(index) {
@@ -51,22 +73,8 @@ Vcpu::~Vcpu() {
 void Vcpu::Configure(const std::vector<kvm_cpuid_entry2>& cpuid, GuestMemory& memory,
                      const x86_64::BootEntry* entry) {
   // Order matters: CPUID first (it decides which MSRs and features exist), LAPIC last.
-  std::vector<uint8_t> cpuid_buf(sizeof(kvm_cpuid2) + cpuid.size() * sizeof(kvm_cpuid_entry2));
-  auto* cpuid2 = reinterpret_cast<kvm_cpuid2*>(cpuid_buf.data());
-  cpuid2->nent = cpuid.size();
-  std::memcpy(cpuid2->entries, cpuid.data(), cpuid.size() * sizeof(kvm_cpuid_entry2));
-  CheckSys(ioctl(fd_.get(), KVM_SET_CPUID2, cpuid2), "KVM_SET_CPUID2");
-
-  std::vector<kvm_msr_entry> msrs = x86_64::BootMsrs();
-  std::vector<uint8_t> msr_buf(sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry));
-  auto* msrs_arg = reinterpret_cast<kvm_msrs*>(msr_buf.data());
-  msrs_arg->nmsrs = msrs.size();
-  std::memcpy(msrs_arg->entries, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
-  int set = CheckSys(ioctl(fd_.get(), KVM_SET_MSRS, msrs_arg), "KVM_SET_MSRS");
-  if (set != static_cast<int>(msrs.size())) {
-    throw VmmError("KVM_SET_MSRS set " + std::to_string(set) + " of " + std::to_string(msrs.size()) +
-                   " MSRs (MSR " + Hex(msrs[set].index) + " refused)");
-  }
+  SetCpuid(fd_.get(), cpuid);
+  SetMsrs(fd_.get(), x86_64::BootMsrs());
 
   if (entry) {
     kvm_regs regs = x86_64::BootRegs(*entry);
@@ -146,11 +154,7 @@ VcpuState Vcpu::SaveState(const Kvm& kvm, const std::vector<uint32_t>& msr_indic
 void Vcpu::RestoreState(const VcpuState& s) {
   const int fd = fd_.get();
   // CPUID first: it decides which MSRs and XSAVE features exist.
-  std::vector<uint8_t> cpuid_buf(sizeof(kvm_cpuid2) + s.cpuid.size() * sizeof(kvm_cpuid_entry2));
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(cpuid_buf.data());
-  cpuid->nent = s.cpuid.size();
-  std::memcpy(cpuid->entries, s.cpuid.data(), s.cpuid.size() * sizeof(kvm_cpuid_entry2));
-  CheckSys(ioctl(fd, KVM_SET_CPUID2, cpuid), "KVM_SET_CPUID2");
+  SetCpuid(fd, s.cpuid);
   CheckSys(ioctl(fd, KVM_SET_MP_STATE, &s.mp_state), "KVM_SET_MP_STATE");
   CheckSys(ioctl(fd, KVM_SET_REGS, &s.regs), "KVM_SET_REGS");
   CheckSys(ioctl(fd, KVM_SET_SREGS, &s.sregs), "KVM_SET_SREGS");
@@ -160,15 +164,7 @@ void Vcpu::RestoreState(const VcpuState& s) {
   CheckSys(ioctl(fd, KVM_SET_DEBUGREGS, &s.debugregs), "KVM_SET_DEBUGREGS");
   CheckSys(ioctl(fd, KVM_SET_LAPIC, &s.lapic), "KVM_SET_LAPIC");
 
-  std::vector<uint8_t> msr_buf(sizeof(kvm_msrs) + s.msrs.size() * sizeof(kvm_msr_entry));
-  auto* msrs = reinterpret_cast<kvm_msrs*>(msr_buf.data());
-  msrs->nmsrs = s.msrs.size();
-  std::memcpy(msrs->entries, s.msrs.data(), s.msrs.size() * sizeof(kvm_msr_entry));
-  const size_t set = CheckSys(ioctl(fd, KVM_SET_MSRS, msrs), "KVM_SET_MSRS");
-  if (set != s.msrs.size()) {
-    throw VmmError("KVM_SET_MSRS restored " + std::to_string(set) + " of " + std::to_string(s.msrs.size()) +
-                   " MSRs (MSR " + Hex(s.msrs[set].index) + " refused)");
-  }
+  SetMsrs(fd, s.msrs);
   CheckSys(ioctl(fd, KVM_SET_VCPU_EVENTS, &s.events), "KVM_SET_VCPU_EVENTS");
   // Tells a kvmclock guest that it was paused, so that its watchdogs do not take the gap for a
   // lockup; a guest without kvmclock refuses it (EINVAL), which is no error.

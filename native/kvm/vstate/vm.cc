@@ -58,10 +58,6 @@ void Vm::RegisterIrqfd(int fd, uint32_t gsi) const {
   CheckSys(ioctl(fd_.get(), KVM_IRQFD, &irqfd), "KVM_IRQFD");
 }
 
-}  // namespace vmm
-
-namespace vmm {
-
 VmState Vm::SaveState() const {
   VmState s;
   CheckSys(ioctl(fd(), KVM_GET_PIT2, &s.pit), "KVM_GET_PIT2");
