@@ -48,6 +48,7 @@
     "vmm_machine_sources": [
       "native/kvm/kvm.cc",
       "native/kvm/machine.cc",
+      "native/kvm/machine_snapshot.cc",
       "native/kvm/vstate/vm.cc",
       "native/kvm/vstate/vcpu.cc",
       "native/kvm/arch/x86_64/regs.cc",

@@ -15,8 +15,8 @@ namespace {
 
 // vmm::MachineExit::Kind, by number.
 const char* ExitKindName(uint32_t kind) {
-  static const char* const names[] = {"reset", "stopped", "triple-fault", "error"};
-  return kind < 4 ? names[kind] : "error";
+  static const char* const names[] = {"reset", "stopped", "triple-fault", "error", "snapshotted"};
+  return kind < 5 ? names[kind] : "error";
 }
 
 // Runs `body`, turning VMM exceptions into JS errors: a SysError keeps its call and errno.
@@ -73,7 +73,8 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
 
   // new NativeMachine({ vmm, kernel, initrd?, cmdline, memoryMiB, vcpus,
   //                     drives?: [{ parts: [{ path, offset }], readOnly }], vsock?: { cid, path },
-  //                     net?: { socket, mac } },
+  //                     net?: { socket, mac }, filesystems?: [{ socket, tag }],
+  //                     snapshot?: { mode: 'take' | 'restore', state, memory, fingerprint } },
   //                   onExit({kind, detail}))
   explicit NativeMachine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeMachine>(info) {
     Napi::Env env = info.Env();
@@ -130,6 +131,17 @@ class NativeMachine : public Napi::ObjectWrap<NativeMachine> {
       config.has_vsock = true;
       config.vsock_cid = IntField(v, "cid");
       config.vsock_path = StringField(v, "path", true);
+    }
+
+    if (o.Has("snapshot") && !o.Get("snapshot").IsUndefined()) {
+      if (!o.Get("snapshot").IsObject()) throw Napi::TypeError::New(env, "snapshot must be an object");
+      Napi::Object snap = o.Get("snapshot").As<Napi::Object>();
+      const std::string mode = StringField(snap, "mode", true);
+      if (mode != "take" && mode != "restore") throw Napi::TypeError::New(env, "snapshot.mode must be take or restore");
+      config.snapshot = mode == "take" ? vmm::control::Config::Snapshot::kTake : vmm::control::Config::Snapshot::kRestore;
+      config.snapshot_state = StringField(snap, "state", true);
+      config.snapshot_memory = StringField(snap, "memory", true);
+      config.snapshot_fingerprint = StringField(snap, "fingerprint", true);
     }
 
     on_exit_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "vmrun-exit", 0, 1);

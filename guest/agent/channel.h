@@ -27,6 +27,7 @@ enum frame_type {
   FRAME_RESIZE = 17,
   FRAME_EXEC = 18,
   FRAME_IDLE = 19,
+  FRAME_FRESH = 20,
   FRAME_PHASE = 32,
   FRAME_EXIT = 33,
   FRAME_ERROR = 34,

@@ -6,7 +6,9 @@
  * are inherited file descriptors, and it exits instead of resetting a VM. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/io.h>
@@ -23,6 +25,10 @@
 /* The VMM's boot timer (native/kvm/devices/legacy/boot_timer.h): a write there tells the host,
  * on its own clock, that init has started. */
 #define BOOT_TIMER_PORT 0x440
+/* The VMM's snapshot point (native/kvm/devices/legacy/snapshot_point.h): the VMM saves the VM
+ * during a write there, and the VMs restored from it continue right after the write. */
+#define SNAPSHOT_PORT 0x441
+#define SNAPSHOT_WORD "vmrun.snapshot=1"
 
 /* Resets the VM: the kernel runs with reboot=k, so this is how the guest says it is done. */
 static void __attribute__((noreturn)) reset_vm(void) {
@@ -30,6 +36,30 @@ static void __attribute__((noreturn)) reset_vm(void) {
   reboot(RB_AUTOBOOT);
   console("reboot failed: %s", strerror(errno)); /* PID 1 exiting panics the kernel: also an end */
   _exit(1);
+}
+
+/* True when the kernel command line has `word`, whole. */
+static bool cmdline_has(const char *word) {
+  char line[4096];
+  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, line, sizeof line - 1);
+  close(fd);
+  if (n <= 0) return false;
+  line[n] = '\0';
+  for (char *save = NULL, *w = strtok_r(line, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+    if (strcmp(w, word) == 0) return true;
+  return false;
+}
+
+/* A VM booted to be snapshotted is saved here, set up but not yet connected to a host: each VM
+ * restored from it goes on from the write and connects to its own. */
+static void snapshot_point(void) {
+  if (ioperm(SNAPSHOT_PORT, 1, 1) != 0) {
+    console("the snapshot point: ioperm: %s", strerror(errno));
+    reset_vm();
+  }
+  outb(1, SNAPSHOT_PORT);
 }
 
 /* After the last frame: wait (bounded) until the host closes the control connection. */
@@ -99,6 +129,10 @@ int main(int argc, char **argv) {
   if (mount_early() != 0) {
     console("setting up the guest: %s", agent_error);
     reset_vm();
+  }
+  if (cmdline_has(SNAPSHOT_WORD)) {
+    snapshot_point();
+    started = boottime_ns(); /* the restored agent's start */
   }
   int control = vsock_connect(PORT_CONTROL);
   if (control < 0) {

@@ -5,11 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -36,7 +40,71 @@ int mount_early(void) {
   return 0;
 }
 
+/* How long a restored VM's disk may take to get its size, and its partitions their nodes. */
+#define DISK_WAIT_NS (10 * 1000000000ull)
+
+/* Polls `ready(name)` every millisecond until it holds (0) or DISK_WAIT_NS pass (-1). */
+static int wait_until(bool (*ready)(const char *), const char *name) {
+  const uint64_t deadline = boottime_ns() + DISK_WAIT_NS;
+  while (!ready(name)) {
+    if (boottime_ns() >= deadline) return -1;
+    nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+  }
+  return 0;
+}
+
+static bool disk_has_size(const char *disk) {
+  char path[64], text[32];
+  snprintf(path, sizeof path, "/sys/block/%s/size", disk);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  return strtoull(text, NULL, 10) > 0;
+}
+
+static bool node_exists(const char *name) {
+  char path[64];
+  snprintf(path, sizeof path, "/dev/%s", name);
+  return access(path, F_OK) == 0;
+}
+
+int wait_for_disk(const char *disk) {
+  if (wait_until(disk_has_size, disk) != 0) return fail("disk %s: still no size (/sys/block/%s/size) after 10 s", disk, disk);
+  return 0;
+}
+
+/* BLKRRPART: the kernel reads the partition table again, and devtmpfs gets the nodes. */
+static int rescan_partitions(const char *disk) {
+  char path[64];
+  snprintf(path, sizeof path, "/dev/%s", disk);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail_errno("opening %s", path);
+  int rc;
+  /* EBUSY: the kernel still holds the disk, updating its capacity; it lets go in moments. */
+  for (int tries = 1; (rc = ioctl(fd, BLKRRPART)) != 0 && errno == EBUSY && tries < 20; tries++) usleep(5000);
+  if (rc != 0) fail_errno("rescanning the partitions of %s", path);
+  close(fd);
+  return rc;
+}
+
+int ensure_partition(const char *part) {
+  if (node_exists(part)) return 0;
+  char disk[16];
+  size_t n = strlen(part);
+  while (n > 0 && part[n - 1] >= '0' && part[n - 1] <= '9') n--;
+  if (n == 0 || n >= sizeof disk) return fail("partition %s: no disk name in it", part);
+  memcpy(disk, part, n);
+  disk[n] = '\0';
+  if (wait_for_disk(disk) != 0 || rescan_partitions(disk) != 0) return -1;
+  if (wait_until(node_exists, part) != 0) return fail("partition %s: /dev/%s did not appear within 10 s of rescanning %s", part, part, disk);
+  return 0;
+}
+
 int mount_layer(const char *device, const char *target, bool read_only) {
+  if (ensure_partition(device) != 0) return -1;
   char path[64];
   snprintf(path, sizeof path, "/dev/%s", device);
   if (read_only) return mount_on(path, target, "ext4", MS_RDONLY | MS_NOATIME, "noload");

@@ -11,7 +11,15 @@ int mount_early(void);
 #define LAYERS_DIR "/mnt/layers"
 #define LAYER_FILES "diff"
 
-/* A layer's ext4 partition /dev/<device> on `target`; read-only mounts skip journal replay. */
+/* In a VM restored from a snapshot the image's disks had no backing when it was taken: the
+ * kernel learns their size later, from a config-change interrupt, and never rescans their
+ * partitions. wait_for_disk waits (bounded) until disk vd[a-z]+ has a size; ensure_partition,
+ * when /dev/<part> is missing, waits for its disk, rescans the disk's partitions and waits for
+ * the node. Both return at once on a cold-booted VM's disks. 0, or -1 with agent_error. */
+int wait_for_disk(const char *disk);
+int ensure_partition(const char *part);
+/* A layer's ext4 partition /dev/<device> (ensure_partition first) on `target`; read-only mounts
+ * skip journal replay. */
 int mount_layer(const char *device, const char *target, bool read_only);
 /* A scratch tmpfs (mode 0755) on `target`. */
 int mount_tmpfs(const char *target);

@@ -4,9 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/random.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exec.h"
@@ -39,7 +42,7 @@ static int unpack_into_partition(const struct layer *l, size_t i, int control) {
   layer_path(files, sizeof files, i, LAYER_FILES);
   layer_path(work, sizeof work, i, "work");
   snprintf(blob, sizeof blob, "/dev/%s", l->device);
-  if (mount_layer(l->target, mnt, false) != 0) return -1;
+  if (wait_for_disk(l->device) != 0 || mount_layer(l->target, mnt, false) != 0) return -1;
   if (mkdir(files, 0755) != 0) return fail_errno("creating %s", files);
   if (i == 0) return unpack_layer(files, blob, l, (int)l->number, control);
   if (mkdir(work, 0700) != 0) return fail_errno("creating %s", work);
@@ -112,8 +115,29 @@ static int prepare_upper(const struct spec *s, const char *hostname) {
   return 0;
 }
 
+/* FRESH: every VM restored from one snapshot wakes with the snapshot's clock and the same RNG
+ * state; the host's time and random bytes make each one its own before anything runs. */
+static int apply_fresh(const struct spec *s) {
+  struct timespec now = {.tv_sec = (time_t)(s->fresh_realtime_ns / 1000000000u), .tv_nsec = (long)(s->fresh_realtime_ns % 1000000000u)};
+  if (clock_settime(CLOCK_REALTIME, &now) != 0) return fail_errno("FRESH: setting the clock");
+  struct {
+    struct rand_pool_info info;
+    unsigned char bytes[sizeof s->fresh_seed];
+  } seed = {.info = {.entropy_count = 8 * sizeof s->fresh_seed, .buf_size = sizeof s->fresh_seed}};
+  memcpy(seed.bytes, s->fresh_seed, sizeof seed.bytes);
+  int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return fail_errno("FRESH: opening /dev/urandom");
+  int rc = 0;
+  if (ioctl(fd, RNDADDENTROPY, &seed.info) != 0) rc = fail_errno("FRESH: adding the host's random bytes to the kernel's pool");
+  /* Reseeding now, not at the next scheduled reseed: the process's first bytes are new. */
+  else if (ioctl(fd, RNDRESEEDCRNG) != 0) rc = fail_errno("FRESH: reseeding the kernel's RNG");
+  close(fd);
+  return rc;
+}
+
 int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
   const char *hostname = s->hostname ? s->hostname : DEFAULT_HOSTNAME;
+  if (s->fresh && apply_fresh(s) != 0) return 125;
   for (size_t i = 0; i < s->nlayers; i++) {
     char mnt[64];
     layer_path(mnt, sizeof mnt, i, "");

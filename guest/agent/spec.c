@@ -245,7 +245,7 @@ static int parse_mount(struct spec *s, const unsigned char *payload, size_t len)
 static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
   char *str;
   if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV || type == FRAME_HOSTS ||
-                       type == FRAME_NETWORK || type == FRAME_MOUNT))
+                       type == FRAME_NETWORK || type == FRAME_MOUNT || type == FRAME_FRESH))
     return fail("bad spec: frame type %u in container mode: runc sets that up", type);
   switch (type) {
   case FRAME_ARG:
@@ -298,6 +298,13 @@ static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payl
     return parse_network(s, payload, len);
   case FRAME_MOUNT:
     return parse_mount(s, payload, len);
+  case FRAME_FRESH:
+    if (s->fresh) return fail("bad spec: FRESH sent twice");
+    if (len != 8 + sizeof s->fresh_seed) return fail("bad FRESH: payload is %zu bytes, expected %zu", len, 8 + sizeof s->fresh_seed);
+    s->fresh = true;
+    for (int i = 8; i-- > 0;) s->fresh_realtime_ns = s->fresh_realtime_ns << 8 | payload[i]; /* u64 LE */
+    memcpy(s->fresh_seed, payload + 8, sizeof s->fresh_seed);
+    return 0;
   }
   return fail("bad spec: frame type %u is not part of a run spec", type);
 }

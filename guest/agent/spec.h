@@ -60,9 +60,14 @@ struct spec {
   unsigned char net6_address[16], net6_gateway[16];
   struct volume *volumes; /* in the order sent: a later one may mount inside an earlier one */
   size_t nvolumes;
+  /* FRESH: the host's CLOCK_REALTIME (ns since the epoch) and random bytes for the kernel's
+   * RNG, so that each VM restored from one snapshot has its own time and randomness. */
+  bool fresh;
+  uint64_t fresh_realtime_ns;
+  unsigned char fresh_seed[64];
   /* Set before the first frame when the agent runs under runc (`init container`): there are no
    * block devices and no VM, so LOWER, a LAYER's target, HOSTNAME, READONLY, RESOLV, HOSTS,
-   * NETWORK and MOUNT are
+   * NETWORK, MOUNT and FRESH are
    * refused (the host and runc set those up) and the root is whatever runc made it. */
   bool container;
   bool ended; /* END arrived */

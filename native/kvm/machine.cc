@@ -12,6 +12,7 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "devices/legacy/i8042.h"
+#include "devices/legacy/snapshot_point.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/fs/fs.h"
 #include "devices/virtio/mmio.h"
@@ -25,7 +26,8 @@
 
 namespace vmm {
 
-Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::move(on_exit)) {
+Machine::Machine(MachineConfig config, ExitCallback on_exit)
+    : on_exit_(std::move(on_exit)), snapshot_(std::move(config.snapshot)) {
   if (config.memory_mib < layout::kMinMemoryMiB) {
     throw VmmError("guest memory of " + std::to_string(config.memory_mib) + " MiB is too small: give at least " +
                    std::to_string(layout::kMinMemoryMiB) + " MiB");
@@ -37,19 +39,29 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::mov
     throw VmmError("vcpus must be between 1 and " + std::to_string(max_vcpus) + " on this host, not " +
                    std::to_string(config.vcpus));
   }
+  const bool restoring = snapshot_ && snapshot_->mode == SnapshotConfig::Mode::kRestore;
+  // A snapshot's RAM is a private mapping of its file; virtiofsd would need to map it shared.
+  if (snapshot_ && !config.filesystems.empty()) {
+    throw VmmError("a VM with virtio-fs devices cannot be snapshotted or restored: boot it instead");
+  }
 
-  memory_ = std::make_unique<GuestMemory>(config.memory_mib << 20, config.filesystems.empty()
-                                                                       ? GuestMemory::Backing::kPrivate
-                                                                       : GuestMemory::Backing::kSharedMemfd);
-  loader::KernelImage kernel = loader::LoadKernel(config.kernel, *memory_, config.kernel_fd);
+  GuestMemory::Backing backing = config.filesystems.empty() ? GuestMemory::Backing::kPrivate : GuestMemory::Backing::kSharedMemfd;
+  if (restoring) backing = GuestMemory::Backing::kFile;
+  memory_ = std::make_unique<GuestMemory>(config.memory_mib << 20, backing, restoring ? snapshot_->memory.get() : -1);
+  // A restored guest is past its boot: its kernel, command line and tables are in its memory.
+  loader::KernelImage kernel{};
   loader::InitrdPlacement initrd;
-  if (!config.initrd.empty()) initrd = loader::LoadInitrd(config.initrd, kernel, *memory_, config.initrd_fd);
+  if (!restoring) {
+    kernel = loader::LoadKernel(config.kernel, *memory_, config.kernel_fd);
+    if (!config.initrd.empty()) initrd = loader::LoadInitrd(config.initrd, kernel, *memory_, config.initrd_fd);
+  }
   vm_ = std::make_unique<Vm>(*kvm_, *memory_);
 
   std::string cmdline = config.cmdline;
   for (const DriveConfig& drive : config.drives) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::Block>(devices::virtio::DiskImage(drive.parts, drive.read_only)));
   }
+  disk_count_ = config.drives.size();
   if (config.net) {
     cmdline += AttachVirtio(std::make_unique<devices::virtio::Net>(std::move(config.net->socket), config.net->mac));
   }
@@ -60,9 +72,11 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::mov
     cmdline += AttachVirtio(std::make_unique<devices::virtio::vsock::Vsock>(vsock->guest_cid, vsock->uds_path));
   }
   cmdline += AttachVirtio(std::make_unique<devices::virtio::Rng>());
-  const uint64_t boot_info = x86_64::WriteBootInfo(*memory_, kernel, cmdline, initrd);
-  x86_64::WriteMpTable(*memory_, config.vcpus);
-
+  uint64_t boot_info = 0;
+  if (!restoring) {
+    boot_info = x86_64::WriteBootInfo(*memory_, kernel, cmdline, initrd);
+    x86_64::WriteMpTable(*memory_, config.vcpus);
+  }
   console_out_write_ = std::move(config.console_output);
   console_in_read_ = std::move(config.console_input);
   CheckSys(fcntl(console_in_read_.get(), F_SETFL, O_NONBLOCK), "fcntl(F_SETFL)", "the console's input");
@@ -80,6 +94,11 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::mov
   pio_.Insert(devices::I8042::kBase, devices::I8042::kSize, std::make_shared<devices::I8042>([this] {
                 Finish({MachineExit::Kind::kReset, "the guest reset the machine (i8042)"});
               }));
+  if (snapshot_ && !restoring) {
+    pio_.Insert(devices::SnapshotPoint::kPort, devices::SnapshotPoint::kSize, std::make_shared<devices::SnapshotPoint>([this] {
+                  Finish({MachineExit::Kind::kSnapshotted, "the guest reached its snapshot point"});
+                }));
+  }
 
   // Host input flows into the UART while it has room; otherwise the fd leaves the loop until the
   // UART takes input again (rx_space), so input is never dropped and never buffered unbounded.
@@ -94,8 +113,16 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit) : on_exit_(std::mov
   const x86_64::BootEntry entry{kernel.mode, kernel.entry_addr, boot_info};
   for (uint32_t i = 0; i < config.vcpus; ++i) {
     auto vcpu = std::make_unique<Vcpu>(*kvm_, *vm_, i);
-    vcpu->Configure(x86_64::NormalizeCpuid(supported, i, config.vcpus), *memory_, i == 0 ? &entry : nullptr);
+    if (!restoring) vcpu->Configure(x86_64::NormalizeCpuid(supported, i, config.vcpus), *memory_, i == 0 ? &entry : nullptr);
     vcpus_.push_back(std::move(vcpu));
+  }
+  if (!snapshot_) return;
+  snapshot_fingerprint_ = SnapshotFingerprint(snapshot_->fingerprint, supported);
+  if (restoring) {
+    RestoreSnapshot();
+    ResumeDevices();
+  } else {
+    msr_indices_ = kvm_->MsrIndexList();
   }
 }
 
@@ -115,6 +142,7 @@ std::string Machine::AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice>
     (void)!write(irq_fd, &one, sizeof one);
   });
   mmio_.Insert(base, devices::virtio::MmioTransport::kSize, transport);
+  transports_.push_back(transport);
   // The transport outlives the event loop (see the members' order), so a plain pointer will do.
   attached.Activate(event_loop_, [t = transport.get()](uint16_t q) { t->ProcessQueue(q); });
 

@@ -19,6 +19,7 @@
 #include "devices/legacy/serial.h"
 #include "devices/virtio/block/disk_image.h"
 #include "devices/virtio/device.h"
+#include "devices/virtio/mmio.h"
 #include "event_loop.h"
 #include "fd.h"
 #include "kvm.h"
@@ -56,11 +57,23 @@ struct FsConfig {
   std::string tag;
 };
 
+// A snapshot to take when the guest reaches its snapshot point (kTake: the files are written),
+// or to start the guest from instead of booting it (kRestore: they are read). `fingerprint` is
+// the host's part of what a snapshot fits (vmrun, kernel, agent); the machine adds its own (CPU,
+// memory, vCPUs, devices), and a restore refuses a snapshot whose fingerprint differs.
+struct SnapshotConfig {
+  enum class Mode { kTake, kRestore };
+  Mode mode = Mode::kTake;
+  Fd state, memory;
+  std::string state_name, memory_name;
+  std::string fingerprint;
+};
+
 // Files are named (for errors) and given open: `*_fd` and each DiskPart's fd are borrowed and
 // duplicated; the Fds are the machine's from then on.
 struct MachineConfig {
   Fd kvm;               // /dev/kvm (Kvm::OpenDevice)
-  std::string kernel;   // bzImage or ELF vmlinux (PVH)
+  std::string kernel;   // bzImage or ELF vmlinux (PVH); unused when restoring
   int kernel_fd = -1;
   std::string initrd;   // empty: none
   int initrd_fd = -1;
@@ -73,12 +86,14 @@ struct MachineConfig {
   std::vector<FsConfig> filesystems;  // guest RAM is then a shared memfd the back ends map
   Fd console_output;  // the serial port's output is written here
   Fd console_input;   // and its input read from here
+  std::optional<SnapshotConfig> snapshot;
 };
 
 // How a machine ended. kReset: the guest reset itself (its way to power off); kStopped: the host
-// stopped it; kTripleFault: the guest crashed the CPU; kError: KVM or the VMM failed.
+// stopped it; kTripleFault: the guest crashed the CPU; kError: KVM or the VMM failed;
+// kSnapshotted: the guest reached its snapshot point and waits there for SaveSnapshot().
 struct MachineExit {
-  enum class Kind { kReset, kStopped, kTripleFault, kError };
+  enum class Kind { kReset, kStopped, kTripleFault, kError, kSnapshotted };
   Kind kind;
   std::string detail;
 };
@@ -87,7 +102,8 @@ class Machine {
  public:
   using ExitCallback = std::function<void(const MachineExit&)>;
 
-  // Builds the VM and loads the guest; throws VmmError (or SysError) and leaves nothing behind.
+  // Builds the VM and loads the guest, or puts back a snapshot of one; throws VmmError (or
+  // SysError, SnapshotError) and leaves nothing behind.
   // `on_exit` runs once, on a VMM thread, after every vCPU has stopped.
   Machine(MachineConfig config, ExitCallback on_exit);
   ~Machine();  // stops the guest if it runs, joins every thread, closes every fd
@@ -100,6 +116,10 @@ class Machine {
   // Waits for every VMM thread to finish. After on_exit this returns promptly.
   void Join();
 
+  // Once on_exit reported kSnapshotted and Join() returned: writes the snapshot to the config's
+  // files (machine_snapshot.cc). Throws what failed; the files are then the caller's to remove.
+  void SaveSnapshot();
+
   uint64_t GuestResidentBytes() const { return memory_->ResidentBytes(); }
   uint64_t GuestMemoryBytes() const { return memory_->size(); }
   // Host CLOCK_MONOTONIC ns of the guest's first boot-timer write (its init starting); 0: none yet.
@@ -110,6 +130,13 @@ class Machine {
   // ioeventfds served by the device thread, its interrupt on an irqfd. Returns the kernel
   // command-line argument that declares it.
   std::string AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice> device);
+  // What a snapshot of this machine fits: the host's part and this machine's shape.
+  std::string SnapshotFingerprint(const std::string& host_part, const std::vector<kvm_cpuid_entry2>& supported_cpuid) const;
+  // Puts the snapshot's state back into the built VM, vCPUs first (machine_snapshot.cc).
+  void RestoreSnapshot();
+  // Tells a restored guest what changed under it: the disks it had no backing for, the
+  // interrupts pending at the snapshot.
+  void ResumeDevices();
   void RunVcpu(Vcpu& vcpu);
   void Finish(const MachineExit& exit);
   void WatchConsoleInput();
@@ -131,6 +158,11 @@ class Machine {
   Fd console_out_write_, console_in_read_;
   Fd rx_space_;  // eventfd: the UART takes input again
   std::vector<Fd> device_fds_;  // virtio ioeventfds and irqfds
+  std::vector<std::shared_ptr<devices::virtio::MmioTransport>> transports_;  // in slot order, the disks first
+  size_t disk_count_ = 0;
+  std::optional<SnapshotConfig> snapshot_;
+  std::string snapshot_fingerprint_;
+  std::vector<uint32_t> msr_indices_;  // read before the filters, for SaveSnapshot
   uint32_t virtio_devices_ = 0;
   bool console_input_paused_ = false;  // touched on the device thread only (and before it starts)
 

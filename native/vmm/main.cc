@@ -68,14 +68,26 @@ struct ConfigFds {
 MachineConfig BuildMachineConfig(const control::Config& c, ConfigFds& fds) {
   MachineConfig m;
   m.kvm = fds.Take();
-  m.kernel = c.kernel_name;
-  m.kernel_fd = fds.Peek(fds.next++);
-  if (c.has_initrd) {
-    m.initrd = c.initrd_name;
-    m.initrd_fd = fds.Peek(fds.next++);
+  if (c.boots_kernel()) {
+    m.kernel = c.kernel_name;
+    m.kernel_fd = fds.Peek(fds.next++);
+    if (c.has_initrd) {
+      m.initrd = c.initrd_name;
+      m.initrd_fd = fds.Peek(fds.next++);
+    }
   }
   m.console_output = fds.Take();
   m.console_input = fds.Take();
+  if (c.snapshot != control::Config::Snapshot::kNone) {
+    SnapshotConfig snapshot;
+    snapshot.mode = c.snapshot == control::Config::Snapshot::kTake ? SnapshotConfig::Mode::kTake : SnapshotConfig::Mode::kRestore;
+    snapshot.state = fds.Take();
+    snapshot.memory = fds.Take();
+    snapshot.state_name = c.snapshot_state_name;
+    snapshot.memory_name = c.snapshot_memory_name;
+    snapshot.fingerprint = c.snapshot_fingerprint;
+    m.snapshot = std::move(snapshot);
+  }
   m.cmdline = c.cmdline;
   m.memory_mib = c.memory_mib;
   m.vcpus = c.vcpus;
@@ -153,7 +165,9 @@ int RunVmm(const control::Config& config, std::vector<Fd>& received, jail::Cgrou
       // From here on the process makes no thread and no process of its own.
       const rlimit none{0, 0};
       CheckSys(setrlimit(RLIMIT_NPROC, &none), "setrlimit(RLIMIT_NPROC)");
-      seccomp::InstallOnThisThread(seccomp::ThreadKind::kMain);
+      // Taking a snapshot, this thread saves the stopped vCPUs and writes the files.
+      seccomp::InstallOnThisThread(config.snapshot == control::Config::Snapshot::kTake ? seccomp::ThreadKind::kMainSnapshotting
+                                                                                        : seccomp::ThreadKind::kMain);
     } else if (m.type == control::Type::kStop) {
       if (!started) return 0;
       machine.Stop();
@@ -169,6 +183,14 @@ int RunVmm(const control::Config& config, std::vector<Fd>& received, jail::Cgrou
     std::lock_guard<std::mutex> lock(mailbox->mutex);
     exit.exit.kind = static_cast<uint32_t>(mailbox->exit.kind);
     exit.exit.detail = mailbox->exit.detail;
+  }
+  if (exit.exit.kind == static_cast<uint32_t>(MachineExit::Kind::kSnapshotted)) {
+    try {
+      machine.SaveSnapshot();
+    } catch (const std::exception& e) {
+      exit.exit.kind = static_cast<uint32_t>(MachineExit::Kind::kError);
+      exit.exit.detail = std::string("saving the snapshot: ") + e.what();
+    }
   }
   exit.exit.status = StatusOf(machine);
   try {

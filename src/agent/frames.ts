@@ -27,6 +27,7 @@ export enum FrameType {
   Resize = 17,
   Exec = 18,
   Idle = 19,
+  Fresh = 20,
   Phase = 32,
   Exit = 33,
   Error = 34,

@@ -3,6 +3,8 @@
  * agent under runc, except for what runc and the host set up themselves in container mode (the
  * root, the host name, read-only-ness, /etc/hosts and /etc/resolv.conf).
  */
+import { randomBytes } from 'node:crypto';
+
 import { AgentError } from '../errors';
 import type { Layer } from '../image/layout';
 import { GUEST_NETWORK, type HostEntry, type NetworkSpec } from '../network/options';
@@ -49,6 +51,7 @@ export const UNPACK_ROOT = '/mnt/root';
 export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHome, lowers: string[] = []): void {
   session.send(FrameType.Mode, 'run');
   for (const lower of lowers) session.send(FrameType.Lower, lower);
+  if (home === 'vm') session.send(FrameType.Fresh, freshPayload());
   sendProcess(session, spec);
   if (spec.idle) session.send(FrameType.Idle);
   if (home === 'vm') {
@@ -70,6 +73,17 @@ export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHom
     }
   }
   session.send(FrameType.End);
+}
+
+/**
+ * FRESH's payload: the time (CLOCK_REALTIME in ns since the epoch, u64 LE) and 64 random bytes.
+ * Every VM restored from one snapshot wakes with its clock and its kernel's RNG state; these
+ * make each one's its own (a cold-booted VM gets its clock set too).
+ */
+export function freshPayload(): Buffer {
+  const time = Buffer.alloc(8);
+  time.writeBigUInt64LE(BigInt(Date.now()) * 1_000_000n); // a millisecond's precision is plenty
+  return Buffer.concat([time, randomBytes(64)]);
 }
 
 /** An exec's spec: the process alone, on its own control connection. */

@@ -47,6 +47,7 @@ export interface RunFlags {
   mount: string[];
   tmpfs: string[];
   kernel?: string;
+  coldBoot?: boolean;
   timeout?: string;
   logLevel?: string;
   logFormat: LogFormat;
@@ -89,6 +90,7 @@ export function registerRunCommand(program: Command): void {
     .option('--read-only', 'keep the root filesystem read-only')
     .addOption(new Option('--runtime <runtime>', 'where to run').choices(RUNTIMES).default('vm'))
     .option('--kernel <path>', 'VM runtime: a guest kernel other than the cached one')
+    .option('--cold-boot', 'VM runtime: boot the guest kernel instead of restoring the agent snapshot')
     .option('--timeout <seconds>', 'kill the run after this long; vmrun then exits 124')
     .addOption(new Option('--log-level <level>', 'vmrun\'s own log, on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .addOption(new Option('--log-format <format>', 'log lines as JSON or for people').choices(['json', 'pretty']).default('json'))
@@ -107,7 +109,7 @@ export interface PreparedRun {
   image: Image;
   spec: RunSpec;
   runtime: RuntimeName;
-  resources: { memoryBytes?: number; cpus?: number; kernel?: string };
+  resources: { memoryBytes?: number; cpus?: number; kernel?: string; coldBoot?: boolean };
   /** --name: the container's name under runc. */
   name?: string;
 }
@@ -118,6 +120,7 @@ export async function prepareRun(imageRef: string, command: string[], flags: Run
     memoryBytes: flags.memory === undefined ? undefined : parseMemory(flags.memory),
     cpus: flags.cpus === undefined ? undefined : parseCpus(flags.cpus),
     kernel: flags.kernel,
+    coldBoot: flags.coldBoot,
   };
   runTimeoutMs(flags);  // checked now, not after a long unpack
   if (flags.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.name)) {

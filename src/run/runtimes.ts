@@ -11,6 +11,8 @@ export type RuntimeName = (typeof RUNTIMES)[number];
 export interface RuntimeOptions extends Resources {
   /** VM only: a kernel other than the cached guest kernel. */
   kernel?: string;
+  /** VM only: boot rather than restore from the agent snapshot. */
+  coldBoot?: boolean;
   /** Container only: runc's name for it. */
   name?: string;
   /** Told the published ports once they listen, with the host ports picked for `-p CONTAINERPORT`. */
@@ -27,7 +29,7 @@ export async function runOn(
 ): Promise<{ exitCode: number }> {
   if (runtime === 'vm') {
     const { runInVm } = await import('../vm/runtime');
-    return runInVm(image, spec, stdio, { ...vmResources(options), kernel: options.kernel, onPublished: options.onPublished }, onStart);
+    return runInVm(image, spec, stdio, { ...vmResources(options), kernel: options.kernel, coldBoot: options.coldBoot, onPublished: options.onPublished }, onStart);
   }
   const { runInContainer } = await import('../container/runtime');
   return runInContainer(image, spec, stdio, { memoryBytes: options.memoryBytes, cpus: options.cpus, name: options.name, onPublished: options.onPublished }, onStart);

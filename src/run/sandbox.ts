@@ -27,6 +27,8 @@ export interface SandboxOptions extends Omit<RunOptions, 'command' | 'entrypoint
   cpus?: number;
   /** VM only: a kernel other than the cached guest kernel. */
   kernel?: string;
+  /** VM only: boot the VM rather than restore it from the agent snapshot (the default). */
+  coldBoot?: boolean;
 }
 
 export interface SandboxExecOptions {
@@ -66,6 +68,7 @@ export class Sandbox {
       memoryBytes: options.memoryMiB === undefined ? undefined : options.memoryMiB * 2 ** 20,
       cpus: options.cpus,
       kernel: options.kernel,
+      coldBoot: options.coldBoot,
     };
     // The main process says nothing; its streams go nowhere.
     const stdio = { stdin: null, stdout: discard(), stderr: discard() };

@@ -10,17 +10,16 @@ import path from 'node:path';
 import { AgentError } from '../errors';
 import { ensureAgentInitramfs } from '../guest/agent';
 import { ensureGuestKernel } from '../guest/kernel';
-import { log } from '../log';
 import { onTeardown } from '../teardown';
 import { AgentPort } from '../agent/channels';
 import { AgentListener } from './agent-listener';
 import { AgentSession } from '../agent/session';
+import { consoleTail } from './console-tail';
 import { DEFAULT_CMDLINE, Machine, type Drive, type MachineExit } from './machine';
+import type { AgentSnapshot } from './snapshot';
 
 /** The guest's CID; each VM has its own vsock, so every VM can use the same one. */
 const GUEST_CID = 3;
-/** Console bytes kept to explain a VM that died before its agent could. */
-const CONSOLE_TAIL_BYTES = 4096;
 
 export interface AgentVmOptions {
   drives: Drive[];
@@ -32,11 +31,15 @@ export interface AgentVmOptions {
   net?: { socketPath: string };
   /** virtio-fs devices, each a virtiofsd's socket and the tag the guest mounts it by. */
   filesystems?: { socketPath: string; tag: string }[];
+  /** Start from this snapshot (snapshot.ts) of a VM of the same shape instead of booting. */
+  restoreFrom?: AgentSnapshot;
 }
 
 /** Host-side milestones of one VM, in milliseconds from the moment it was asked for. */
 export interface HostTimings {
-  /** The VMM has built the VM and started its vCPUs. */
+  /** The VM was restored from a snapshot, not booted. */
+  restored: boolean;
+  /** The VMM has built (or restored) the VM and started its vCPUs. */
   booted: number;
   /** The guest's init (the agent) started: the VMM's boot timer. */
   initStarted?: number;
@@ -78,10 +81,11 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
       vsock: { cid: GUEST_CID, socketPath: listener.socketPath },
       net: options.net,
       filesystems: options.filesystems,
+      snapshot: options.restoreFrom && { mode: 'restore', ...options.restoreFrom },
     });
     const booted = vm;
     unregister = onTeardown(() => booted.kill());
-    const timings: HostTimings = { booted: since(), agentConnected: 0 };
+    const timings: HostTimings = { restored: options.restoreFrom !== undefined, booted: since(), agentConnected: 0 };
     const console = consoleTail(vm);
     const ended = vm.wait();
     const control = await Promise.race([
@@ -117,18 +121,4 @@ export async function withAgentVm<T>(options: AgentVmOptions, body: (agent: Agen
 
 function describe(exit: MachineExit): string {
   return exit.detail ? `${exit.kind}: ${exit.detail}` : exit.kind;
-}
-
-/** Keeps the end of the guest's console, for error messages and the debug log. */
-function consoleTail(vm: Machine): () => string {
-  let tail = '';
-  vm.console.on('data', (chunk: Buffer) => {
-    const text = chunk.toString('utf8');
-    log.debug({ console: text }, 'guest console');
-    tail = (tail + text).slice(-CONSOLE_TAIL_BYTES);
-  });
-  return () => {
-    const lines = tail.trim().split('\n').map((l) => l.trim()).filter(Boolean);
-    return lines.length ? lines.slice(-3).join(' | ') : '(empty)';
-  };
 }

@@ -46,6 +46,14 @@ export interface BootOptions {
    * then a memfd that each virtiofsd maps.
    */
   filesystems?: { socketPath: string; tag: string }[];
+  /**
+   * `take`: the VM ends (`snapshotted`) when its agent reaches its snapshot point, written to the
+   * files `state` and `memory` (created or emptied). `restore`: the VM starts from those files
+   * instead of booting, with the devices given here in place of those it had (the same kinds, in
+   * the same order); the kernel and initrd are not read. `fingerprint` is the host's part of what
+   * the snapshot fits: a restore refuses a snapshot taken with another.
+   */
+  snapshot?: { mode: 'take' | 'restore'; state: string; memory: string; fingerprint: string };
 }
 
 /**
@@ -58,7 +66,8 @@ export type Drive = { path: string; readOnly?: boolean } | { parts: { path: stri
 /**
  * How the machine ended: `reset` when the guest reset itself (how a guest powers off, with
  * `reboot=k`), `stopped` when the host killed it, `triple-fault` when the guest crashed its CPU,
- * `error` when KVM or the VMM failed (`detail` says how).
+ * `error` when KVM or the VMM failed (`detail` says how), `snapshotted` when its snapshot was
+ * taken.
  */
 export type MachineExit = NativeExit;
 
@@ -122,6 +131,12 @@ export class Machine {
         socket: requireString(f?.socketPath, `filesystems[${i}].socketPath`),
         tag: requireString(f?.tag, `filesystems[${i}].tag`),
       })),
+      snapshot: options.snapshot && {
+        mode: options.snapshot.mode,
+        state: requireString(options.snapshot.state, 'snapshot.state'),
+        memory: requireString(options.snapshot.memory, 'snapshot.memory'),
+        fingerprint: options.snapshot.fingerprint,
+      },
     };
     const { NativeMachine } = loadAddon();
     // The exit callback cannot run before start(), so `machine` is always set by then.

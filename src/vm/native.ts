@@ -17,9 +17,10 @@ export interface NativeMachineConfig {
   vsock?: { cid: number; path: string };
   net?: { socket: string; mac: Buffer };
   filesystems?: { socket: string; tag: string }[];
+  snapshot?: { mode: 'take' | 'restore'; state: string; memory: string; fingerprint: string };
 }
 
-export type NativeExitKind = 'reset' | 'stopped' | 'triple-fault' | 'error';
+export type NativeExitKind = 'reset' | 'stopped' | 'triple-fault' | 'error' | 'snapshotted';
 
 export interface NativeExit {
   kind: NativeExitKind;

@@ -19,12 +19,15 @@ import type { MachineExit } from './machine';
 import type { PortMapping } from '../network/options';
 import { startPasst } from '../network/user-net';
 import { startShares, stopShares, type Share } from '../volumes/virtiofsd';
+import { ensureAgentSnapshot } from './snapshot';
 
 export interface VmResources {
   memoryMiB?: number;
   vcpus?: number;
   /** A kernel other than the cached guest kernel. */
   kernel?: string;
+  /** Boot the VM even where a snapshot could start it (`--cold-boot`). */
+  coldBoot?: boolean;
   /** Told the published ports once they listen, with the host ports picked for `-p CONTAINERPORT`. */
   onPublished?: (ports: PortMapping[]) => void;
 }
@@ -57,13 +60,20 @@ export async function runInVm(
     // The only disk: vda, its partitions vda1, vda2, ... the layers.
     const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
     if (network) resources.onPublished?.(network.published);
+    const memoryMiB = resources.memoryMiB ?? DEFAULT_MEMORY_MIB;
+    const vcpus = resources.vcpus ?? 1;
+    // A snapshot's RAM is a private mapping, which virtiofsd cannot share: volumes boot.
+    const restoreFrom = resources.coldBoot || shares.length > 0
+      ? undefined
+      : await ensureAgentSnapshot({ memoryMiB, vcpus, kernel: resources.kernel, disk: drives.length > 0, net: network !== undefined });
     const options = {
       drives,
-      memoryMiB: resources.memoryMiB ?? DEFAULT_MEMORY_MIB,
-      vcpus: resources.vcpus ?? 1,
+      memoryMiB,
+      vcpus,
       kernel: resources.kernel,
       net: network && { socketPath: network.socket },
       filesystems: shares.map((s) => ({ socketPath: s.socket, tag: s.tag })),
+      restoreFrom,
     };
     return await withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
       // Without passt (an offline host) the guest gets no NIC and the agent configures lo alone.

@@ -105,6 +105,9 @@ chown "0:$(grep '^kvm:' /etc/group | cut -d: -f3)" /dev/kvm && chmod 0660 /dev/k
 # The container runtime's unpacked layers need what 9p lacks (device nodes, whiteouts, trusted
 # xattrs, an overlay's upper layer): a tmpfs of the rig's own, kept for this run only.
 mkdir -p "$VMRUN_CACHE_DIR/layer-dirs" && mount -t tmpfs -o mode=0755 rig-layer-dirs "$VMRUN_CACHE_DIR/layer-dirs"
+# VM snapshots: their memory files are mapped, and each page fault on 9p is a round trip. They
+# are also of this rig's CPU only. A tmpfs of the run's own, as a host's local disk would be.
+mkdir -p "$VMRUN_CACHE_DIR/snapshots" && mount -t tmpfs -o mode=0755 rig-snapshots "$VMRUN_CACHE_DIR/snapshots"
 if [ -f "$d/disk" ]; then
   mkdir -p "$(cat "$d/disk")" && mkfs.ext4 -q -F /dev/vda && mount /dev/vda "$(cat "$d/disk")" ||
     { echo "cannot make the --disk scratch disk" >"$d/error"; exit 125; }

@@ -630,6 +630,24 @@ static void test_spec(void) {
   ok(add(&s, FRAME_HOSTNAME, "bad host") != 0, "hostname with a space refused");
   ok(spec_add(&s, FRAME_TTY, (const unsigned char *)"\x18\x00", 2) != 0, "short TTY refused");
   ok(spec_add(&s, FRAME_TTY, (const unsigned char *)"\x18\x00\x50\x00", 4) == 0 && s.tty && s.rows == 24 && s.cols == 80, "TTY size");
+  {
+    unsigned char fresh[8 + 64] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x17};
+    for (int i = 0; i < 64; i++) fresh[8 + i] = (unsigned char)(0xa0 + i);
+    ok(spec_add(&s, FRAME_FRESH, fresh, sizeof fresh - 1) != 0 && !s.fresh && spec_add(&s, FRAME_FRESH, fresh, 0) != 0,
+       "FRESH of another size than 72 bytes refused");
+    ok(spec_add(&s, FRAME_FRESH, fresh, sizeof fresh) == 0 && s.fresh && s.fresh_realtime_ns == 0x1706050403020100ull &&
+           s.fresh_seed[0] == 0xa0 && s.fresh_seed[63] == 0xa0 + 63,
+       "FRESH: the time (u64 LE) and the 64 random bytes");
+    ok(spec_add(&s, FRAME_FRESH, fresh, sizeof fresh) != 0 && strstr(agent_error, "FRESH sent twice"), "FRESH twice refused: %s", agent_error);
+    struct spec t;
+    spec_init(&t);
+    t.container = true;
+    ok(add(&t, FRAME_MODE, "run") == 0 && spec_add(&t, FRAME_FRESH, fresh, sizeof fresh) != 0, "container mode: FRESH refused");
+    spec_free(&t);
+    spec_init(&t);
+    ok(add(&t, FRAME_MODE, "unpack") == 0 && spec_add(&t, FRAME_FRESH, fresh, sizeof fresh) != 0, "FRESH refused in an unpack spec");
+    spec_free(&t);
+  }
   ok(add(&s, FRAME_READONLY, "x") != 0, "READONLY with a payload refused");
   ok(add(&s, FRAME_HOSTS, "127.0.0.1\tlocalhost\n") == 0 && strcmp(s.hosts, "127.0.0.1\tlocalhost\n") == 0, "HOSTS kept as sent");
   ok(add(&s, FRAME_HOSTS, "again\n") != 0, "HOSTS twice refused");

@@ -26,7 +26,8 @@ Status GetStatus(Reader& r) {
 }  // namespace
 
 size_t Config::FdCount() const {
-  size_t n = 4 + (has_initrd ? 1 : 0) + (has_net ? 1 : 0) + (has_vsock ? 1 : 0);
+  size_t n = 3 + (boots_kernel() ? 1 + (has_initrd ? 1 : 0) : 0) + (snapshot != Snapshot::kNone ? 2 : 0) +
+             (has_net ? 1 : 0) + (has_vsock ? 1 : 0);
   for (const Drive& d : drives) n += d.parts.size();
   n += fs_tags.size();
   return n;
@@ -44,6 +45,7 @@ std::string Encode(const Config& c) {
   w.U32(static_cast<uint32_t>(c.fs_tags.size()));
   for (const std::string& tag : c.fs_tags) w.Str(tag);
   w.U32(c.jail_uid).U32(c.jail_gid);
+  w.U8(static_cast<uint8_t>(c.snapshot)).Str(c.snapshot_state_name).Str(c.snapshot_memory_name).Str(c.snapshot_fingerprint);
   return w.bytes();
 }
 
@@ -83,6 +85,12 @@ Config DecodeConfig(const std::string& bytes) {
   for (uint32_t i = 0; i < filesystems; ++i) c.fs_tags.push_back(r.Str(kMaxTag));
   c.jail_uid = r.U32();
   c.jail_gid = r.U32();
+  const uint8_t snapshot = r.U8();
+  if (snapshot > static_cast<uint8_t>(Config::Snapshot::kRestore)) throw VmmError("malformed control message: snapshot mode");
+  c.snapshot = static_cast<Config::Snapshot>(snapshot);
+  c.snapshot_state_name = r.Str(kMaxName);
+  c.snapshot_memory_name = r.Str(kMaxName);
+  c.snapshot_fingerprint = r.Str(kMaxName);
   r.End();
   return c;
 }
@@ -127,7 +135,7 @@ Message DecodeMessage(const std::string& bytes) {
     case Type::kStatus: m.status = GetStatus(r); break;
     case Type::kExit:
       m.exit.kind = r.U32();
-      if (m.exit.kind > 3) throw VmmError("malformed control message: exit kind");
+      if (m.exit.kind > 4) throw VmmError("malformed control message: exit kind");
       m.exit.detail = r.Str(kMaxDetail);
       m.exit.status = GetStatus(r);
       break;

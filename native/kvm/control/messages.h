@@ -17,8 +17,9 @@ enum class Type : uint32_t {
   kProcess = 100, kCreated = 101, kFailed = 102, kStatus = 103, kExit = 104, kReaped = 105,  // VMM to host
 };
 
-// Everything a VMM process needs, its files as descriptors in this order: /dev/kvm, the kernel,
-// the initrd (if any), the console's output (written) and input (read), each drive part, the
+// Everything a VMM process needs, its files as descriptors in this order: /dev/kvm, the kernel
+// and the initrd (if any; neither when restoring), the console's output (written) and input
+// (read), the snapshot's state and memory files (when taking or restoring one), each drive part, the
 // network's socket (connected to passt, if any), each filesystem's socket (connected to its
 // virtiofsd), the vsock directory (an O_PATH descriptor, if
 // any).
@@ -38,6 +39,14 @@ struct Config {
   std::string net_mac;  // 6 bytes: the guest's MAC address
   std::vector<std::string> fs_tags;  // one virtio-fs device each
   uint32_t jail_uid = 0, jail_gid = 0;  // the ids to drop to when started as root
+  // kTake: snapshot the guest at its snapshot point into the files (opened for writing);
+  // kRestore: start the guest from them instead of booting the kernel.
+  enum class Snapshot : uint8_t { kNone = 0, kTake = 1, kRestore = 2 };
+  Snapshot snapshot = Snapshot::kNone;
+  std::string snapshot_state_name, snapshot_memory_name;  // for errors only
+  std::string snapshot_fingerprint;  // the host's part of what the snapshot fits
+
+  bool boots_kernel() const { return snapshot != Snapshot::kRestore; }
 
   size_t FdCount() const;
 };
@@ -59,7 +68,7 @@ struct Status {
 };
 
 struct Exit {
-  uint32_t kind = 0;  // MachineExit::Kind
+  uint32_t kind = 0;  // MachineExit::Kind (kSnapshotted: the snapshot is written)
   std::string detail;
   Status status;
 };

@@ -26,7 +26,7 @@ constexpr int kQueryTimeoutMs = 2000;
 constexpr uint32_t kErrorExit = 3;  // MachineExit::Kind::kError
 
 Fd OpenFile(const std::string& path, int flags, const char* role) {
-  Fd fd(open(path.c_str(), flags | O_CLOEXEC));
+  Fd fd(open(path.c_str(), flags | O_CLOEXEC, 0644));  // the mode only where flags has O_CREAT
   if (!fd.valid()) throw VmmError(std::string(role) + " " + path + ": " + std::strerror(errno));
   return fd;
 }
@@ -53,12 +53,13 @@ VmmProcess::VmmProcess(const LaunchConfig& c, ExitCallback on_exit) : on_exit_(s
   Config config;
   std::vector<Fd> files;
   files.push_back(Kvm::OpenDevice());
+  config.snapshot = c.snapshot;
   config.kernel_name = c.kernel;
-  files.push_back(OpenFile(c.kernel, O_RDONLY, "kernel"));
-  if (!c.initrd.empty()) {
-    config.has_initrd = true;
-    config.initrd_name = c.initrd;
-    files.push_back(OpenFile(c.initrd, O_RDONLY, "initrd"));
+  config.has_initrd = !c.initrd.empty();
+  config.initrd_name = c.initrd;
+  if (config.boots_kernel()) {
+    files.push_back(OpenFile(c.kernel, O_RDONLY, "kernel"));
+    if (config.has_initrd) files.push_back(OpenFile(c.initrd, O_RDONLY, "initrd"));
   }
   int out[2], in[2];
   CheckSys(pipe2(out, O_CLOEXEC), "pipe2");
@@ -67,6 +68,15 @@ VmmProcess::VmmProcess(const LaunchConfig& c, ExitCallback on_exit) : on_exit_(s
   CheckSys(pipe2(in, O_CLOEXEC), "pipe2");
   files.emplace_back(in[0]);
   console_input_ = Fd(in[1]);
+  if (c.snapshot != Config::Snapshot::kNone) {
+    const bool take = c.snapshot == Config::Snapshot::kTake;
+    const int flags = take ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY;
+    files.push_back(OpenFile(c.snapshot_state, flags, "snapshot"));
+    files.push_back(OpenFile(c.snapshot_memory, flags, "snapshot memory"));
+    config.snapshot_state_name = c.snapshot_state;
+    config.snapshot_memory_name = c.snapshot_memory;
+    config.snapshot_fingerprint = c.snapshot_fingerprint;
+  }
   config.cmdline = c.cmdline;
   config.memory_mib = c.memory_mib;
   config.vcpus = c.vcpus;

@@ -36,6 +36,12 @@ struct LaunchConfig {
     std::string tag;     // what the guest mounts it by
   };
   std::vector<Filesystem> filesystems;
+  // Take a snapshot at the guest's snapshot point into these files (created or emptied), or
+  // restore from them (the kernel and initrd are then unused). The host names them, renames them
+  // into place, and removes them when the VMM fails.
+  Config::Snapshot snapshot = Config::Snapshot::kNone;
+  std::string snapshot_state, snapshot_memory;
+  std::string snapshot_fingerprint;
 };
 
 class VmmProcess {

@@ -3,7 +3,7 @@
 // A missing entry shows as the VM ending in error, the forbidden call named ("the VMM made a
 // system call its seccomp filter forbids: openat (257)"): add it here only after asking why that
 // thread needs it.
-#include <linux/kvm.h>
+#include "kvm_uapi.h"  // not <linux/kvm.h>: its C++ struct sizes give other ioctl numbers
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -62,14 +62,28 @@ std::vector<Rule> Main() {
   });
   return rules;
 }
+// The main thread of a VMM taking a snapshot: once every vCPU has stopped, it lets KVM finish
+// their last exits (KVM_RUN with immediate_exit), reads their state and the VM's, and writes the
+// two files it was handed.
+std::vector<Rule> MainSnapshotting() {
+  std::vector<Rule> rules = Main();
+  rules.insert(rules.end(), {
+      {SYS_ioctl, 1, {KVM_RUN, KVM_CHECK_EXTENSION, KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE,
+                      KVM_GET_XSAVE2, KVM_GET_XCRS, KVM_GET_DEBUGREGS, KVM_GET_LAPIC, KVM_GET_TSC_KHZ, KVM_GET_CPUID2,
+                      KVM_GET_MSRS, KVM_GET_VCPU_EVENTS, KVM_GET_PIT2, KVM_GET_CLOCK, KVM_GET_IRQCHIP}},
+      {SYS_pwrite64}, {SYS_ftruncate}, {SYS_fsync},
+  });
+  return rules;
+}
 }  // namespace
 
 const std::vector<Rule>& AllowlistFor(ThreadKind kind) {
-  static const std::vector<Rule> vcpu = Vcpu(), device = Device(), main = Main();
+  static const std::vector<Rule> vcpu = Vcpu(), device = Device(), main = Main(), snapshotting = MainSnapshotting();
   switch (kind) {
     case ThreadKind::kVcpu: return vcpu;
     case ThreadKind::kDevice: return device;
     case ThreadKind::kMain: return main;
+    case ThreadKind::kMainSnapshotting: return snapshotting;
   }
   return main;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -32,7 +33,7 @@ int report_fd = -1;
 ViolationEncoder report_encode = nullptr;
 
 // Async-signal-safe: no allocation, no locks, only write and exit_group (on every allowlist).
-void ReportViolation(int, siginfo_t* info, void*) {
+void ReportViolation(int, siginfo_t* info, void* context) {
   char detail[160];
   size_t len = 0;
   auto append = [&](const char* s) {
@@ -50,6 +51,12 @@ void ReportViolation(int, siginfo_t* info, void*) {
   number[--n] = '(';
   number[--n] = ' ';
   append(number + n);
+  if (info->si_syscall == SYS_ioctl) {  // which ioctl says more than the call
+    const auto request = static_cast<unsigned long>(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RSI]);
+    char hex[] = ", request 0x00000000";
+    for (int i = 0; i < 8; ++i) hex[sizeof hex - 2 - i] = "0123456789abcdef"[(request >> (4 * i)) & 0xf];
+    append(hex);
+  }
   char record[256];
   const size_t size = report_encode(record, sizeof record, detail, len);
   if (size) (void)!write(report_fd, record, size);

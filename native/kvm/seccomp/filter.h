@@ -21,7 +21,8 @@ struct Rule {
   std::vector<uint32_t> values = {};
 };
 
-enum class ThreadKind { kVcpu, kDevice, kMain };
+// kMainSnapshotting: the main thread of a VMM that takes a snapshot, which it saves and writes.
+enum class ThreadKind { kVcpu, kDevice, kMain, kMainSnapshotting };
 
 // The allowlist of a thread kind (allowlists.cc: the data, reviewed as data).
 const std::vector<Rule>& AllowlistFor(ThreadKind kind);

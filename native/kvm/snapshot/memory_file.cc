@@ -29,24 +29,30 @@ uint64_t AddPage(uint64_t crc, uint64_t offset, const uint8_t* page) {
 }  // namespace
 
 uint64_t WriteMemoryFile(const GuestMemory& memory, const std::string& path) {
+  uint64_t crc = 0;
+  WriteFileAtomically(path, [&](int fd, const std::string& name) { crc = WriteMemoryFile(memory, fd, name); });
+  return crc;
+}
+
+uint64_t WriteMemoryFile(const GuestMemory& memory, int fd, const std::string& name) {
   const uint64_t size = memory.size();
   const uint8_t* base = memory.regions()[0].host;  // the regions lie end to end in one mapping
   std::vector<unsigned char> resident((size + kPage - 1) / kPage);
   CheckSys(mincore(const_cast<uint8_t*>(base), size, resident.data()), "mincore", "guest memory");
 
   uint64_t crc = 0;
-  WriteFileAtomically(path, [&](int fd, const std::string& name) {
-    CheckSys(ftruncate(fd, static_cast<off_t>(size)), "ftruncate", name);
-    for (uint64_t page = 0; page < resident.size(); ++page) {
-      // A page never touched reads as zeros: a hole says so without a read.
-      if (!(resident[page] & 1)) continue;
-      const uint64_t offset = page * kPage;
-      const uint8_t* data = base + offset;
-      if (AllZero(data)) continue;
-      WriteAt(fd, data, kPage, offset, name);
-      crc = AddPage(crc, offset, data);
-    }
-  });
+  CheckSys(ftruncate(fd, 0), "ftruncate", name);  // holes only where nothing was written
+  CheckSys(ftruncate(fd, static_cast<off_t>(size)), "ftruncate", name);
+  for (uint64_t page = 0; page < resident.size(); ++page) {
+    // A page never touched reads as zeros: a hole says so without a read.
+    if (!(resident[page] & 1)) continue;
+    const uint64_t offset = page * kPage;
+    const uint8_t* data = base + offset;
+    if (AllZero(data)) continue;
+    WriteAt(fd, data, kPage, offset, name);
+    crc = AddPage(crc, offset, data);
+  }
+  CheckSys(fsync(fd), "fsync", name);
   return crc;
 }
 

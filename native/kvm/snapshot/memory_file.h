@@ -14,6 +14,8 @@ namespace vmm::snapshot {
 
 // Writes `memory` to `path` (a temporary name, fsync, rename) and returns its checksum.
 uint64_t WriteMemoryFile(const GuestMemory& memory, const std::string& path);
+// The same into an open file (emptied first, synced after), `name` naming it in errors.
+uint64_t WriteMemoryFile(const GuestMemory& memory, int fd, const std::string& name);
 // The checksum of an open memory file of `size` bytes, as WriteMemoryFile computed it; throws
 // SnapshotError naming `path` when the file is not of that size.
 uint64_t MemoryFileChecksum(int fd, uint64_t size, const std::string& path);

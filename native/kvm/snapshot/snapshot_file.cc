@@ -99,13 +99,17 @@ void WriteFileAtomically(const std::string& path, const std::vector<uint8_t>& by
 
 std::vector<uint8_t> ReadWholeFile(const std::string& path, uint64_t max_bytes) {
   Fd fd(CheckSys(open(path.c_str(), O_RDONLY | O_CLOEXEC), "open", path));
+  return ReadWholeFile(fd.get(), path, max_bytes);
+}
+
+std::vector<uint8_t> ReadWholeFile(int fd, const std::string& name, uint64_t max_bytes) {
   struct stat st;
-  CheckSys(fstat(fd.get(), &st), "fstat", path);
+  CheckSys(fstat(fd, &st), "fstat", name);
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > max_bytes) {
-    throw SnapshotError("the snapshot " + path + " is not a file of at most " + std::to_string(max_bytes) + " bytes" + kRemedy);
+    throw SnapshotError("the snapshot " + name + " is not a file of at most " + std::to_string(max_bytes) + " bytes" + kRemedy);
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  ReadAt(fd.get(), bytes.data(), bytes.size(), 0, path);
+  ReadAt(fd, bytes.data(), bytes.size(), 0, name);
   return bytes;
 }
 

@@ -50,5 +50,7 @@ StateFile DecodeStateFile(const uint8_t* data, size_t size, const std::string& e
 void WriteFileAtomically(const std::string& path, const std::vector<uint8_t>& bytes);
 // The whole of a file (at most `max_bytes`, an error beyond).
 std::vector<uint8_t> ReadWholeFile(const std::string& path, uint64_t max_bytes);
+// The same of an open file, `name` naming it in errors.
+std::vector<uint8_t> ReadWholeFile(int fd, const std::string& name, uint64_t max_bytes);
 
 }  // namespace vmm::snapshot

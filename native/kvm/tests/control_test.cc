@@ -63,6 +63,29 @@ TEST(control_config_round_trips_with_its_descriptor_count) {
   CHECK_EQ(d.FdCount(), size_t{9});
 }
 
+TEST(control_config_carries_a_snapshot_and_counts_its_files) {
+  Config take = SampleConfig();
+  take.snapshot = Config::Snapshot::kTake;
+  take.snapshot_state_name = "/cache/snapshots/k/state";
+  take.snapshot_memory_name = "/cache/snapshots/k/memory";
+  take.snapshot_fingerprint = "vmrun snapshot 1; kernel /cache/bzImage";
+  const Config t = DecodeConfig(Encode(take));
+  CHECK(t.snapshot == Config::Snapshot::kTake);
+  CHECK_EQ(t.snapshot_memory_name, take.snapshot_memory_name);
+  CHECK_EQ(t.snapshot_fingerprint, take.snapshot_fingerprint);
+  CHECK_EQ(t.FdCount(), size_t{11});  // the sample's nine, the state file and the memory file
+  // Restoring, the kernel and initrd are neither sent nor counted.
+  Config restore = take;
+  restore.snapshot = Config::Snapshot::kRestore;
+  CHECK_EQ(DecodeConfig(Encode(restore)).FdCount(), size_t{9});
+  std::string bad_mode = Encode(restore);
+  const size_t at = bad_mode.size() - (4 + take.snapshot_state_name.size()) - (4 + take.snapshot_memory_name.size()) -
+                    (4 + take.snapshot_fingerprint.size()) - 1;
+  CHECK_EQ(static_cast<int>(bad_mode[at]), 2);
+  bad_mode[at] = 3;
+  CHECK_THROWS(DecodeConfig(bad_mode), VmmError, "snapshot mode");
+}
+
 TEST(control_messages_round_trip) {
   Message exit{Type::kExit};
   exit.exit = {2, "triple fault at rip 0x1000", {128 << 20, 3 << 20, 12345}};
@@ -70,6 +93,8 @@ TEST(control_messages_round_trip) {
   CHECK_EQ(e.exit.kind, uint32_t{2});
   CHECK_EQ(e.exit.detail, exit.exit.detail);
   CHECK_EQ(e.exit.status.boot_timer_ns, uint64_t{12345});
+  exit.exit.kind = 4;  // kSnapshotted
+  CHECK_EQ(DecodeMessage(Encode(exit)).exit.kind, uint32_t{4});
   Message failed{Type::kFailed};
   failed.failure = {Failure::Kind::kSys, "KVM_CREATE_VM failed: EINVAL", "KVM_CREATE_VM", 22};
   const Message f = DecodeMessage(Encode(failed));

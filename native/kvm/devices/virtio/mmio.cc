@@ -204,6 +204,13 @@ void MmioTransport::RestoreState(const std::vector<uint8_t>& bytes, const std::s
   device_->DriverReady(queues_);
 }
 
+void MmioTransport::Resume(bool config_changed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!(status_ & kStatusDriverOk) || (status_ & kStatusNeedsReset)) return;
+  if (config_changed) interrupt_status_ |= kInterruptConfigChange;
+  if (interrupt_status_) interrupt_();
+}
+
 void MmioTransport::ProcessQueue(uint16_t index) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (index >= queues_.size() || !(status_ & kStatusDriverOk) || (status_ & kStatusNeedsReset)) return;

@@ -41,6 +41,12 @@ class MmioTransport : public BusDevice {
   // the driver could not have reached through the registers: another queue count, a queue that
   // is ready but invalid while the device runs. A running device hears DriverReady as it did.
   void RestoreState(const std::vector<uint8_t>& bytes, const std::string& what);
+  // After a restore, before the guest runs: tells the driver that the config changed if
+  // `config_changed` (a disk given its backing at restore), and interrupts it again for what was
+  // pending at the snapshot (an interrupt in flight then may not be in KVM's saved state).
+  void Resume(bool config_changed);
+  uint32_t device_id() const { return device_->device_id(); }
+  uint64_t device_features() const { return device_->features(); }
   // Runs the device on one queue, if the driver has it running; called on the device thread.
   void ProcessQueue(uint16_t index);
 
