@@ -45,6 +45,7 @@ Machine::Machine(MachineConfig config, ExitCallback on_exit)
     throw VmmError("a VM with virtio-fs devices cannot be snapshotted or restored: boot it instead");
   }
 
+  if (restoring) CheckSnapshotMemorySize(config.memory_mib << 20);
   GuestMemory::Backing backing = config.filesystems.empty() ? GuestMemory::Backing::kPrivate : GuestMemory::Backing::kSharedMemfd;
   if (restoring) backing = GuestMemory::Backing::kFile;
   memory_ = std::make_unique<GuestMemory>(config.memory_mib << 20, backing, restoring ? snapshot_->memory.get() : -1);

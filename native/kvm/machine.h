@@ -132,6 +132,8 @@ class Machine {
   std::string AttachVirtio(std::unique_ptr<devices::virtio::VirtioDevice> device);
   // What a snapshot of this machine fits: the host's part and this machine's shape.
   std::string SnapshotFingerprint(const std::string& host_part, const std::vector<kvm_cpuid_entry2>& supported_cpuid) const;
+  // Refuses a snapshot memory file of another size than this VM's RAM (machine_snapshot.cc).
+  void CheckSnapshotMemorySize(uint64_t bytes) const;
   // Puts the snapshot's state back into the built VM, vCPUs first (machine_snapshot.cc).
   void RestoreSnapshot();
   // Tells a restored guest what changed under it: the disks it had no backing for, the

@@ -2,6 +2,7 @@
 // saving, the devices first (preparing may interrupt the guest, and that interrupt must be in
 // the saved state), then the vCPUs, the VM, and guest memory last; restoring, memory checked
 // before anything else is believed, then the vCPUs, the VM, and the devices.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -64,6 +65,16 @@ void Machine::SaveSnapshot() {
   CheckSys(ftruncate(fd, 0), "ftruncate", snapshot_->state_name);
   snapshot::WriteAt(fd, bytes.data(), bytes.size(), 0, snapshot_->state_name);
   CheckSys(fsync(fd), "fsync", snapshot_->state_name);
+}
+
+void Machine::CheckSnapshotMemorySize(uint64_t bytes) const {
+  struct stat st;
+  CheckSys(fstat(snapshot_->memory.get(), &st), "fstat", snapshot_->memory_name);
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != bytes) {
+    throw snapshot::SnapshotError("the snapshot's guest memory " + snapshot_->memory_name + " holds " +
+                                  std::to_string(st.st_size >> 20) + " MiB, and this VM has " + std::to_string(bytes >> 20) +
+                                  " MiB" + Remedy());
+  }
 }
 
 void Machine::RestoreSnapshot() {

@@ -25,7 +25,8 @@ function breakdown(report: BenchReport, runtime: RuntimeLabel): { label: string;
   const median = (k: FigureKey) => stats[k]?.median;
   const keys: Record<RuntimeLabel, FigureKey[]> = {
     container: ['firstInstructionMs'],
-    vmrun: ['setupMs', 'kernelMs', 'agentToExecMs', 'processMs', 'teardownMs'],
+    vmrun: ['setupMs', 'agentToExecMs', 'processMs', 'teardownMs'],
+    'vmrun-cold': ['setupMs', 'kernelMs', 'agentToExecMs', 'processMs', 'teardownMs'],
     qemu: ['initMs', 'teardownMs'],
   };
   const segments: { label: string; value: number }[] = keys[runtime].flatMap((k) => (median(k) === undefined ? [] : [{ label: FIGURES[k].label, value: median(k)! }]));

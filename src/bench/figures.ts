@@ -1,15 +1,16 @@
 /** The figures a benchmark reports, what each means, and the per-run sample that holds them. */
 
-export const RUNTIME_LABELS = ['container', 'vmrun', 'qemu'] as const;
+/** `vmrun`: restored from the agent snapshot, as `vmrun run` starts a VM; `vmrun-cold`: booted (`--cold-boot`). */
+export const RUNTIME_LABELS = ['container', 'vmrun', 'vmrun-cold', 'qemu'] as const;
 export type RuntimeLabel = (typeof RUNTIME_LABELS)[number];
 
 export const FIGURES = {
-  firstInstructionMs: { label: 'to first instruction', unit: 'ms', meaning: 'asked to start -> the process execve()d (agent exec phase; VMs: anchored to the host by the boot timer)' },
+  firstInstructionMs: { label: 'to first instruction', unit: 'ms', meaning: 'asked to start -> the process execve()d (agent exec phase; VMs: anchored to the host by the boot timer, restored VMs by the agent\'s call to the host, which comes a little after its start)' },
   exitMs: { label: 'to exit', unit: 'ms', meaning: 'asked to start -> the runtime returned, everything torn down' },
-  setupMs: { label: 'VMM set-up', unit: 'ms', meaning: 'asked to start -> Machine.boot returned (VM built, kernel loaded, vCPUs running)' },
+  setupMs: { label: 'VMM set-up', unit: 'ms', meaning: 'asked to start -> Machine.boot returned (VM built, kernel loaded or snapshot restored, vCPUs running)' },
   kernelMs: { label: 'kernel to init', unit: 'ms', meaning: 'vCPUs running -> the agent (PID 1) wrote the boot timer' },
   initMs: { label: 'to guest init', unit: 'ms', meaning: 'asked to start -> the guest\'s init started (vmrun: boot timer; QEMU: the agent\'s console line)' },
-  agentToExecMs: { label: 'agent to exec', unit: 'ms', meaning: 'init started -> the process execve()d' },
+  agentToExecMs: { label: 'agent to exec', unit: 'ms', meaning: 'init started (restored: the agent called the host) -> the process execve()d' },
   processMs: { label: 'process run', unit: 'ms', meaning: 'execve() -> the agent reported the exit' },
   teardownMs: { label: 'teardown', unit: 'ms', meaning: 'the exit reported (QEMU: the agent\'s line) -> the VM freed (QEMU: its process exited)' },
   vmmOverheadMiB: { label: 'VMM overhead', unit: 'MiB', meaning: 'VMM memory minus touched guest RAM (vmrun: its VMM process\'s PSS; QEMU: its RSS)' },

@@ -52,7 +52,7 @@ export interface Runner {
 
 export function makeRunner(label: RuntimeLabel, context: RunnerContext): Runner {
   if (label === 'container') return new ContainerRunner(context);
-  if (label === 'vmrun') return new VmrunRunner(context);
+  if (label === 'vmrun' || label === 'vmrun-cold') return new VmrunRunner(context, label);
   return new QemuRunner(context);
 }
 
@@ -157,9 +157,14 @@ class ContainerRunner implements Runner {
 }
 
 class VmrunRunner implements Runner {
-  readonly label = 'vmrun' as const;
   private kernel = '';
-  constructor(private readonly context: RunnerContext) {}
+  private readonly coldBoot: boolean;
+  constructor(
+    private readonly context: RunnerContext,
+    readonly label: 'vmrun' | 'vmrun-cold',
+  ) {
+    this.coldBoot = label === 'vmrun-cold';
+  }
 
   async prepare(): Promise<void> {
     this.kernel = (await ensureGuestKernel()).vmlinux;
@@ -188,14 +193,16 @@ class VmrunRunner implements Runner {
     try {
       const runs = Array.from({ length: k }, async () => {
         const t0 = performance.now();
-        const result = await runInVm(this.context.image, spec, stdio(), { memoryMiB: this.context.memoryMiB, kernel: this.kernel });
+        const result = await runInVm(this.context.image, spec, stdio(), { memoryMiB: this.context.memoryMiB, kernel: this.kernel, coldBoot: this.coldBoot });
         return { t0, end: performance.now(), result };
       });
       return (await Promise.all(runs)).map(({ t0, end, result }) => {
         const { host, guest } = result;
-        // Guest CLOCK_BOOTTIME anchored to the host where the boot timer saw the agent start.
-        const exec = host.initStarted !== undefined && guest.exec !== undefined && guest.agent !== undefined
-          ? host.initStarted + guest.exec - guest.agent : undefined;
+        // Guest CLOCK_BOOTTIME anchored to the host where the boot timer saw the agent start; a
+        // restored agent starts with no boot timer, and is anchored where it called the host.
+        const anchor = host.restored ? host.agentConnected : host.initStarted;
+        const exec = anchor !== undefined && guest.exec !== undefined && guest.agent !== undefined
+          ? anchor + guest.exec - guest.agent : undefined;
         return {
           ...emptySample(),
           firstInstructionMs: exec ?? null,
@@ -203,7 +210,7 @@ class VmrunRunner implements Runner {
           setupMs: host.booted,
           kernelMs: host.initStarted === undefined ? null : host.initStarted - host.booted,
           initMs: host.initStarted ?? null,
-          agentToExecMs: exec === undefined ? null : exec - host.initStarted!,
+          agentToExecMs: exec === undefined ? null : exec - anchor!,
           processMs: exec === undefined ? null : since(exec, host.outcome),
           teardownMs: host.outcome === undefined ? null : since(host.outcome, host.torndown),
           vmmOverheadMiB: peak.overhead / k / MIB,
@@ -219,7 +226,7 @@ class VmrunRunner implements Runner {
 
   async idle(k: number): Promise<IdleFigures> {
     const { runInVm } = await import('../vm/runtime');
-    const resources = { memoryMiB: this.context.memoryMiB, kernel: this.kernel };
+    const resources = { memoryMiB: this.context.memoryMiB, kernel: this.kernel, coldBoot: this.coldBoot };
     return holdIdle(k, (spec, onStart) => runInVm(this.context.image, spec, stdio(), resources, onStart), this.context.image);
   }
 }

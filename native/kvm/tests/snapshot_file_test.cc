@@ -57,6 +57,28 @@ TEST(snapshot_crc64_is_xz_check) {
   CHECK_EQ(Crc64(reinterpret_cast<const uint8_t*>(text) + 4, 5, first), uint64_t{0x995dc9bbdf1939fa});
 }
 
+// Eight bytes at a time must give what one bit at a time gives, at every length and alignment.
+TEST(snapshot_crc64_matches_the_bitwise_definition) {
+  std::vector<uint8_t> data(1021);
+  uint64_t seed = 0x9e3779b97f4a7c15;
+  for (uint8_t& b : data) b = static_cast<uint8_t>((seed = seed * 6364136223846793005u + 1442695040888963407u) >> 56);
+  auto bitwise = [](const uint8_t* p, size_t n) {
+    uint64_t crc = ~uint64_t{0};
+    for (size_t i = 0; i < n; ++i) {
+      crc ^= p[i];
+      for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ ((crc & 1) ? 0xc96c5795d7870f42 : 0);
+    }
+    return ~crc;
+  };
+  bool all_equal = true;
+  for (size_t start = 0; start < 9; ++start) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{63}, size_t{1000}}) {
+      all_equal = all_equal && Crc64(data.data() + start, n) == bitwise(data.data() + start, n);
+    }
+  }
+  CHECK(all_equal);
+}
+
 TEST(snapshot_state_file_round_trip) {
   const StateFile in = Sample();
   const std::vector<uint8_t> bytes = EncodeStateFile(in);
