@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -219,6 +220,11 @@ int Supervise(pid_t vmm, jail::Cgroup& cgroup) {
   try {
     Send(reaped);
   } catch (const SysError&) {
+  }
+  // Closing the channel with the host's messages unread (status queries the VMM never got to)
+  // would make the host's next read fail with ECONNRESET, losing what it had not read yet.
+  char unread[512];
+  while (recv(kControlFd, unread, sizeof unread, MSG_DONTWAIT) > 0) {
   }
   return 0;
 }

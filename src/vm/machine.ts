@@ -161,7 +161,8 @@ export class Machine {
       machine.release();
       throw translateError(err as NativeError);
     }
-    running.add(machine);
+    // A VM booted only to be snapshotted is no run's: measurements leave it out.
+    if (options.snapshot?.mode !== 'take') running.add(machine);
     log.debug({ config }, 'machine started');
     return machine;
   }

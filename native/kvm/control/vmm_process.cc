@@ -295,7 +295,7 @@ void VmmProcess::Stop() {
 
 Status VmmProcess::QueryStatus() {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (ended_) return status_;
+  if (ended_ || exit_) return status_;  // a VMM that reported its end answers no more
   const uint64_t before = status_replies_;
   lock.unlock();
   try {

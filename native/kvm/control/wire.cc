@@ -89,6 +89,10 @@ bool Receive(int sock, std::string& bytes, std::vector<Fd>& fds) {
   ssize_t n;
   do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
+  // The peer closed with messages of ours unread (status queries a busy VMM never got to): its
+  // end all the same. (What it sent and we had not read is lost then: the VMM's supervisor
+  // drains its queue before it exits, so that this is rare.)
+  if (n < 0 && errno == ECONNRESET) return false;
   CheckSys(n, "recvmsg", "the VMM's control channel");
   fds.clear();
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {

@@ -122,6 +122,17 @@ TEST(control_malformed_messages_are_refused_at_every_cut) {
   CHECK_THROWS(DecodeConfig(Encode(exit)), VmmError, "expected its config");
 }
 
+TEST(control_a_peer_that_closes_with_messages_unread_has_ended) {
+  int pair[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  vmm::Fd host(pair[0]);
+  Send(pair[0], Encode(Message{Type::kQueryStatus}), {});  // never read
+  close(pair[1]);
+  std::string bytes;
+  std::vector<vmm::Fd> fds;
+  CHECK(!Receive(host.get(), bytes, fds));  // ECONNRESET: an end, not a broken protocol
+}
+
 TEST(control_error_exit_from_a_signal_handler_decodes) {
   char buf[256];
   const size_t n = EncodeErrorExit(buf, sizeof buf, "forbidden: openat (257)", 23);
