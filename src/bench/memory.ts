@@ -16,18 +16,22 @@ export function processMemory(pid: number | 'self'): { rss: number; pss: number 
   return { rss: field(text, 'Rss') * KIB, pss: field(text, 'Pss') * KIB };
 }
 
-/** Resident bytes of a process in mappings exactly `size` bytes long (QEMU's guest RAM block). */
-export function residentInMappingsOf(pid: number, size: number): number | undefined {
+/**
+ * RSS and PSS of a process in mappings exactly `size` bytes long (a VMM's guest RAM): for a VM
+ * restored from a snapshot, the pages it shares with the others through the page cache count
+ * once in all in the PSS, fully in the RSS.
+ */
+export function mappingMemoryOf(pid: number, size: number): { rss: number; pss: number } | undefined {
   const text = read(`/proc/${pid}/smaps`);
   if (text === undefined) return undefined;
   let mappingSize = 0;
-  let resident = 0;
+  const memory = { rss: 0, pss: 0 };
   for (const line of text.split('\n')) {
-    const m = /^(Size|Rss):\s+(\d+) kB/.exec(line);
+    const m = /^(Size|Rss|Pss):\s+(\d+) kB/.exec(line);
     if (m?.[1] === 'Size') mappingSize = Number(m[2]) * KIB;
-    else if (m && mappingSize === size) resident += Number(m[2]) * KIB;
+    else if (m && mappingSize === size) memory[m[1] === 'Rss' ? 'rss' : 'pss'] += Number(m[2]) * KIB;
   }
-  return resident;
+  return memory;
 }
 
 /** The host's processes now. */

@@ -18,7 +18,7 @@ import { discard } from '../streams';
 import { ensureLayerDisks } from '../vm/layer-disks';
 import { boottimeToNow, DEFAULT_CMDLINE, Machine } from '../vm/machine';
 import { emptySample, MIB, type IdleFigures, type RuntimeLabel, type Sample } from './figures';
-import { cgroupMemory, pidsWithArgument, processIds, processMemory, pssSince, residentInMappingsOf } from './memory';
+import { cgroupMemory, mappingMemoryOf, pidsWithArgument, processIds, processMemory, pssSince } from './memory';
 
 /** How often memory is sampled while a run is in flight. */
 const SAMPLE_MS = 20;
@@ -177,18 +177,21 @@ class VmrunRunner implements Runner {
     // process grows by while the round runs (agent sessions, streams).
     const before = processMemory('self');
     let peak = { overhead: 0, pss: 0, guest: 0 };
+    const guestBytes = this.context.memoryMiB * MIB;
     const stop = sampling(() => {
-      let vmmPss = 0, guest = 0;
+      let vmmPss = 0, guestPss = 0, guest = 0;
       for (const machine of Machine.running()) {
         const pid = machine.process().pid;
         const memory = pid === null ? undefined : processMemory(pid);
-        if (!memory) continue;
+        const ram = pid === null ? undefined : mappingMemoryOf(pid, guestBytes);
+        if (!memory || !ram) continue;
         vmmPss += memory.pss;
-        guest += guestResident(machine);
+        guestPss += ram.pss;
+        guest += ram.rss;
       }
       const self = processMemory('self');
       const growth = self && before ? Math.max(0, self.pss - before.pss) : 0;
-      if (vmmPss - guest > peak.overhead) peak = { overhead: vmmPss - guest, pss: vmmPss + growth, guest };
+      if (vmmPss + growth > peak.pss) peak = { overhead: vmmPss - guestPss, pss: vmmPss + growth, guest };
     });
     try {
       const runs = Array.from({ length: k }, async () => {
@@ -228,14 +231,6 @@ class VmrunRunner implements Runner {
     const { runInVm } = await import('../vm/runtime');
     const resources = { memoryMiB: this.context.memoryMiB, kernel: this.kernel, coldBoot: this.coldBoot };
     return holdIdle(k, (spec, onStart) => runInVm(this.context.image, spec, stdio(), resources, onStart), this.context.image);
-  }
-}
-
-function guestResident(machine: Machine): number {
-  try {
-    return machine.memory().guestResidentBytes;
-  } catch {
-    return 0;  // it ended between the listing and the question
   }
 }
 
@@ -280,7 +275,7 @@ class QemuRunner implements Runner {
       if (init !== undefined || !text.includes(AGENT_LINE)) return;
       init = performance.now();
       const memory = processMemory(qemu.pid!);
-      const guest = residentInMappingsOf(qemu.pid!, guestBytes);
+      const guest = mappingMemoryOf(qemu.pid!, guestBytes)?.rss;
       if (memory && guest !== undefined) Object.assign(sample, { vmmOverheadMiB: (memory.rss - guest) / MIB, guestTouchedMiB: guest / MIB, pssMiB: memory.pss / MIB });
     };
     qemu.stdout.setEncoding('utf8').on('data', onOutput);
