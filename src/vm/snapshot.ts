@@ -77,14 +77,19 @@ export async function ensureAgentSnapshot(shape: SnapshotShape): Promise<AgentSn
 
 /**
  * What the snapshot was made with, as the host knows it: the VMM build (its device state), the
- * kernel and agent (their cache paths carry their content keys) and the CPU. The VMM adds what
+ * kernel and agent (their cache paths carry their content keys; size and mtime catch a file
+ * rebuilt in place) and the CPU. The VMM adds what
  * it knows (KVM's CPUID, memory, devices) and refuses a restore where any of it differs.
  */
 function hostFingerprint(kernel: string, initrd: string): string {
-  const vmm = fs.statSync(vmmPath);
+  // A file's size and mtime: a kernel given by path (--kernel) may be rebuilt in place.
+  const version = (file: string) => {
+    const st = fs.statSync(file);
+    return `${file} ${st.size}@${Math.round(st.mtimeMs)}`;
+  };
   const cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n\n')[0].split('\n').filter((l) => /^(vendor_id|cpu family|model|stepping|flags)\s*:/.test(l));
   const cpuKey = createHash('sha256').update(cpu.join('\n')).digest('hex').slice(0, 16);
-  return `vmrun snapshot 1; vmm ${vmm.size}@${Math.round(vmm.mtimeMs)}; kernel ${kernel}; agent ${initrd}; host cpu ${cpuKey}`;
+  return `vmrun snapshot 1; vmm ${version(vmmPath)}; kernel ${version(kernel)}; agent ${version(initrd)}; host cpu ${cpuKey}`;
 }
 
 /** Boots the agent to its snapshot point and has the VMM write it to `files`. */
