@@ -27,6 +27,8 @@ import { RUNC_ROOT, removeContainer, runc, runcMessage, runcPath } from './runc'
 const RUNC_OUTPUT_BYTES = 16 << 10;
 /** How long runc gets to end after its container was killed. */
 const KILL_WAIT_MS = 10_000;
+/** How long a stop keeps asking runc to kill a container it may still be creating. */
+const STOP_RETRY_MS = 5_000;
 
 export interface AgentContainerOptions {
   root: string;
@@ -144,7 +146,7 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     const preserve = ['--preserve-fds', String(agentFd - 2)];
     run = spawnAgent(runcBinary, ['run', '--bundle', bundle, ...preserve, id], init, options.stdio, 'the container');
     const runcProcess = run.child;
-    const stop = () => void runc(['kill', id, 'KILL']).catch(() => runcProcess.kill('SIGKILL'));
+    const stop = () => void killContainer(id, runcProcess);
     unregister = onTeardown(stop);
     const ended = run.ended;
     // The same agent, not PID 1 of the container, starting one process among the container's.
@@ -169,6 +171,22 @@ export async function withAgentContainer<T>(options: AgentContainerOptions, body
     for (const e of [...execs, ...(run ? [run] : [])]) release(e);
     fs.rmSync(bundle, { recursive: true, force: true });
   }
+}
+
+/**
+ * Kills the container, even one runc is still creating: `runc kill` fails until the container
+ * exists, and killing runc itself then would leave its init waiting with the container's
+ * descriptors open, so that nothing of the run ever ended. Tries again until the container is
+ * there or runc has exited; only then, or after STOP_RETRY_MS, runc itself.
+ */
+async function killContainer(id: string, runcProcess: ReturnType<typeof spawn>): Promise<void> {
+  const running = () => runcProcess.exitCode === null && runcProcess.signalCode === null;
+  const deadline = Date.now() + STOP_RETRY_MS;
+  while (running() && Date.now() < deadline) {
+    if (await runc(['kill', id, 'KILL']).then(() => true, () => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (running()) runcProcess.kill('SIGKILL');
 }
 
 /** Closes what is left of the descriptors shared with a runc that has exited. */
