@@ -19,7 +19,7 @@ import { DEFAULT_CMDLINE, Machine, type Drive, type MachineExit } from './machin
 import type { AgentSnapshot } from './snapshot';
 
 /** The guest's CID; each VM has its own vsock, so every VM can use the same one. */
-const GUEST_CID = 3;
+export const GUEST_CID = 3;
 
 export interface AgentVmOptions {
   drives: Drive[];

@@ -21,6 +21,7 @@ import { ensureGuestKernel } from '../guest/kernel';
 import { ensureCacheEntries, publishCacheEntry } from '../cache-entry';
 import { cacheDir } from '../paths';
 import { withStatusLine } from '../status-line';
+import { GUEST_CID } from './agent-vm';
 import { consoleTail } from './console-tail';
 import { DEFAULT_CMDLINE, Machine, vmmPath } from './machine';
 
@@ -43,8 +44,6 @@ export interface AgentSnapshot {
   fingerprint: string;
 }
 
-/** The guest's CID, as every agent VM has it (agent-vm.ts). */
-const GUEST_CID = 3;
 /** A guest that has not reached its snapshot point by then is stopped: the boot went wrong. */
 const TAKE_TIMEOUT_MS = 10 * 60_000;
 
