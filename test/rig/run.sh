@@ -2,7 +2,7 @@
 # Run a command where /dev/kvm works: directly on a KVM host, otherwise inside the nested-KVM
 # rig (a QEMU TCG VM with an emulated AMD SVM CPU, see README.md), in a chroot of this host's /
 # and in the caller's working directory.
-#   run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... [--disk GiB:DIR] -- CMD [ARGS...]
+#   run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... [--disk GiB:DIR] [--own-cache GiB] -- CMD [ARGS...]
 # --cached DIR: the command only reads DIR (node_modules, build output), so the rig shows it
 # through a cached read-only view with a throw-away layer on top: far fewer slow 9p round trips.
 # --disk GiB:DIR: an empty ext4 disk of that size (sparse, on this host, thrown away after) on
@@ -12,7 +12,7 @@
 set -uo pipefail
 
 usage() {
-  echo "usage: run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... [--disk GiB:DIR] -- CMD [ARGS...]" >&2
+  echo "usage: run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--cached DIR]... [--disk GiB:DIR] [--own-cache GiB] -- CMD [ARGS...]" >&2
   exit 125
 }
 rigfail() { echo "rig: $*" >&2; exit 125; }
@@ -20,7 +20,7 @@ rigfail() { echo "rig: $*" >&2; exit 125; }
 # One CPU by default: with two, about one nested guest boot in six crashed or hung at a random
 # point (a triple fault, a stall mid-printk) while the same boots on one CPU all passed; QEMU's
 # emulated SVM seems not to survive a nested vCPU moving between its CPUs.
-mem=4096 cpus=1 tmo=3000 cached=() disk=
+mem=4096 cpus=1 tmo=3000 cached=() disk= owncache=
 while [ $# -gt 0 ]; do
   case $1 in
     --mem) [ $# -ge 2 ] || usage; mem=$2; shift 2 ;;
@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
     --timeout) [ $# -ge 2 ] || usage; tmo=$2; shift 2 ;;
     --cached) [ $# -ge 2 ] || usage; cached+=("$2"); shift 2 ;;
     --disk) [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*:/ ]] || usage; disk=$2; shift 2 ;;
+    --own-cache) [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] || usage; owncache=$2; shift 2 ;;
     --) shift; break ;;
     *) usage ;;
   esac
@@ -98,6 +99,17 @@ unset OLDPWD
 # cgroup hierarchy (runc), and /dev/kvm as udev leaves it (GROUP="kvm", MODE="0660"), so that a
 # user in the kvm group can run VMs. /etc is the rig's throw-away copy.
 ip link set lo up 2>/dev/null
+# The block device QEMU gave the serial SERIAL, or nothing.
+disk_by_serial() { local b; for b in /sys/block/vd*; do [ "$(cat "$b/serial" 2>/dev/null)" = "$1" ] && echo "/dev/${b##*/}"; done; }
+if [ -f "$d/own-cache" ]; then
+  # Mounted over the cache share, whose 9p mount stays underneath as the lower layer. This run's
+  # private share lies inside the cache: it is bound again on top, or its files would stay here.
+  dev=$(disk_by_serial owncache) && [ -n "$dev" ] && mkfs.ext4 -q -F "$dev" && mkdir -p /run/own-cache /run/priv &&
+    mount "$dev" /run/own-cache && mkdir /run/own-cache/u /run/own-cache/w && mount --bind "$d" /run/priv &&
+    mount -t overlay -o "lowerdir=$VMRUN_CACHE_DIR,upperdir=/run/own-cache/u,workdir=/run/own-cache/w" own-cache "$VMRUN_CACHE_DIR" &&
+    mount --bind /run/priv "$d" ||
+    { echo "cannot lay the --own-cache disk over $VMRUN_CACHE_DIR" >"$d/error"; exit 125; }
+fi
 ip link set eth0 up 2>/dev/null && ip addr add 10.99.0.15/24 dev eth0 && ip route add default via 10.99.0.2
 [ -n "$(ls -A /sys/fs/cgroup 2>/dev/null)" ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
 grep -q '^kvm:' /etc/group || echo 'kvm:x:994:' >>/etc/group
@@ -109,7 +121,8 @@ mkdir -p "$VMRUN_CACHE_DIR/layer-dirs" && mount -t tmpfs -o mode=0755 rig-layer-
 # are also of this rig's CPU only. A tmpfs of the run's own, as a host's local disk would be.
 mkdir -p "$VMRUN_CACHE_DIR/snapshots" && mount -t tmpfs -o mode=0755 rig-snapshots "$VMRUN_CACHE_DIR/snapshots"
 if [ -f "$d/disk" ]; then
-  mkdir -p "$(cat "$d/disk")" && mkfs.ext4 -q -F /dev/vda && mount /dev/vda "$(cat "$d/disk")" ||
+  dev=$(disk_by_serial scratch) && [ -n "$dev" ] &&
+    mkdir -p "$(cat "$d/disk")" && mkfs.ext4 -q -F "$dev" && mount "$dev" "$(cat "$d/disk")" ||
     { echo "cannot make the --disk scratch disk" >"$d/error"; exit 125; }
 fi
 # exec, as on a KVM host: never a shell builtin or function of that name.
@@ -159,7 +172,13 @@ virtfs host / readonly=on
 if [ -n "$disk" ]; then
   truncate -s "${disk%%:*}G" "$priv/disk.img" || rigfail "cannot create the --disk image"
   printf '%s' "${disk#*:}" >"$priv/disk"
-  qargs+=(-drive "file=$(qesc "$priv/disk.img"),if=virtio,format=raw,cache=unsafe")
+  qargs+=(-drive "file=$(qesc "$priv/disk.img"),if=none,id=scratch,format=raw,cache=unsafe"
+    -device virtio-blk-pci,drive=scratch,serial=scratch)
+fi
+if [ -n "$owncache" ]; then
+  truncate -s "${owncache}G" "$priv/own-cache.img" && : >"$priv/own-cache" || rigfail "cannot create the --own-cache disk"
+  qargs+=(-drive "file=$(qesc "$priv/own-cache.img"),if=none,id=owncache,format=raw,cache=unsafe"
+    -device virtio-blk-pci,drive=owncache,serial=owncache)
 fi
 while read -r tag path; do [ "$tag" = cached ] || virtfs "$tag" "$path"; done <"$priv/mounts"
 
