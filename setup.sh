@@ -17,6 +17,7 @@ packages=(
   umoci skopeo zstd                                # test images (OCI layouts) and their layers
   docker-registry openssl                          # a real registry on loopback for the pull tests
   runc                                             # the container runtime
+  containerd                                       # the containerd shim's tests (ctr, containerd 1.6)
   passt util-linux curl                            # each run's network (passt, pasta; nsenter; passt's source)
   qemu-system-common                               # virtiofsd: host directories in a VM (-v)
   qemu-system-x86 iproute2                         # the nested-KVM rig and the QEMU peer in bench/

@@ -12,8 +12,9 @@ import { ensureAgentBinary, ensureAgentInitramfs } from './guest/agent';
 import { runBuildScript } from './guest/build';
 import { guestKernel } from './guest/kernel';
 import { passtBinary } from './network/user-net';
-import { cacheDir } from './paths';
+import { cacheDir, executableOnPath } from './paths';
 import { startShares, stopShares } from './volumes/virtiofsd';
+import { checkShim } from './shim/install';
 import { vmmPath } from './vm/machine';
 import { FrameType } from './agent/frames';
 
@@ -38,7 +39,7 @@ export async function versions(): Promise<Record<string, string>> {
 }
 
 export async function doctor(): Promise<Check[]> {
-  return [await kvm(), await vmmJail(), await runc(), await network(), await shares(), await kernel(), await agent(), await cache()];
+  return [await kvm(), await vmmJail(), await runc(), await network(), await shares(), await kernel(), await agent(), await cache(), await containerdShim()];
 }
 
 async function check(name: string, fix: string, body: () => Promise<string> | string): Promise<Check> {
@@ -150,4 +151,9 @@ function cache(): Promise<Check> {
     fs.rmSync(probe);
     return `${dir} is writable`;
   });
+}
+
+function containerdShim(): Promise<Check> {
+  return check('containerd shim', 'vmrun shim install (puts containerd-shim-vmrun-v2 in /usr/local/bin)', () =>
+    executableOnPath('containerd') ? checkShim() : 'containerd is not installed: no shim needed');
 }

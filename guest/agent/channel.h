@@ -28,6 +28,8 @@ enum frame_type {
   FRAME_EXEC = 18,
   FRAME_IDLE = 19,
   FRAME_FRESH = 20,
+  FRAME_ROOT = 21,
+  FRAME_RLIMIT = 22,
   FRAME_PHASE = 32,
   FRAME_EXIT = 33,
   FRAME_ERROR = 34,

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -182,6 +183,13 @@ static void __attribute__((noreturn)) child(const struct spec *s, const char *ro
   if (chdir(workdir) != 0) {
     fail_errno("chdir to %s", workdir);
     report_failure(report, 125, false);
+  }
+  /* RLIMITs before the ids change: raising a hard limit takes root's CAP_SYS_RESOURCE. */
+  for (size_t i = 0; i < s->nrlimits; i++) {
+    if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].limit) != 0) {
+      fail_errno("setrlimit %s", s->rlimits[i].name);
+      report_failure(report, 125, false);
+    }
   }
   if (setgroups(ids.ngroups, ids.groups) != 0) {
     fail_errno("setgroups");

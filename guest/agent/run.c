@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,17 +136,44 @@ static int apply_fresh(const struct spec *s) {
   return rc;
 }
 
-int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
-  const char *hostname = s->hostname ? s->hostname : DEFAULT_HOSTNAME;
-  if (s->fresh && apply_fresh(s) != 0) return 125;
+/* The LOWERs stacked under a tmpfs-backed overlay, writable unless READONLY. */
+static int mount_layered_root(const struct spec *s, const char *hostname) {
   for (size_t i = 0; i < s->nlayers; i++) {
     char mnt[64];
     layer_path(mnt, sizeof mnt, i, "");
-    if (mount_layer(s->layers[i].target, mnt, true) != 0) return 125;
+    if (mount_layer(s->layers[i].target, mnt, true) != 0) return -1;
   }
-  if (mount_tmpfs(SCRATCH_DIR) != 0) return 125;
-  if (mkdir_p(UPPER_DIR) != 0 || mkdir_p(WORK_DIR) != 0 || mkdir_p(EMPTY_DIR) != 0 || prepare_upper(s, hostname) != 0) return 125;
-  if (mount_overlay(s->nlayers, EMPTY_DIR, UPPER_DIR, s->readonly ? NULL : WORK_DIR, CONTAINER_ROOT, true) != 0) return 125;
+  if (mount_tmpfs(SCRATCH_DIR) != 0) return -1;
+  if (mkdir_p(UPPER_DIR) != 0 || mkdir_p(WORK_DIR) != 0 || mkdir_p(EMPTY_DIR) != 0 || prepare_upper(s, hostname) != 0) return -1;
+  return mount_overlay(s->nlayers, EMPTY_DIR, UPPER_DIR, s->readonly ? NULL : WORK_DIR, CONTAINER_ROOT, true);
+}
+
+/* A mountpoint of ROOT's, made when missing as runc makes it. A symlink (the image's files are
+ * in that directory) would lead the mount out of the root, so only a directory will do. */
+static int ensure_mountpoint(const char *name, bool readonly) {
+  char path[64];
+  struct stat st;
+  snprintf(path, sizeof path, CONTAINER_ROOT "%s", name);
+  if (lstat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : fail("the container's root has a %s that is not a directory", name);
+  if (errno != ENOENT) return fail_errno("looking for %s in the container's root", name);
+  if (readonly) return fail("the container's root has no %s, and READONLY keeps the agent from creating it", name);
+  return mkdir(path, 0755) == 0 ? 0 : fail_errno("creating %s in the container's root", name);
+}
+
+/* ROOT: the host's directory itself (a containerd shim's rootfs), written through as under runc.
+ * Its /etc stays as the host made it. */
+static int mount_shared_root(const struct spec *s) {
+  if (mkdir_p(CONTAINER_ROOT) != 0) return -1;
+  if (mount(s->root_tag, CONTAINER_ROOT, "virtiofs", s->readonly ? MS_RDONLY : 0, NULL) != 0)
+    return fail_errno("mounting the host's root share %s", s->root_tag);
+  if (ensure_mountpoint("/proc", s->readonly) != 0 || ensure_mountpoint("/sys", s->readonly) != 0) return -1;
+  return ensure_mountpoint("/dev", s->readonly);
+}
+
+int run_mode(const struct spec *s, struct frame_reader *control, int *exit_code) {
+  const char *hostname = s->hostname ? s->hostname : DEFAULT_HOSTNAME;
+  if (s->fresh && apply_fresh(s) != 0) return 125;
+  if ((s->root_tag[0] ? mount_shared_root(s) : mount_layered_root(s, hostname)) != 0) return 125;
   if (mount_container_filesystems(CONTAINER_ROOT) != 0 || mount_volumes(s, CONTAINER_ROOT) != 0) return 125;
   if (sethostname(hostname, strlen(hostname)) != 0) {
     fail_errno("sethostname %s", hostname);

@@ -242,10 +242,67 @@ static int parse_mount(struct spec *s, const unsigned char *payload, size_t len)
   return 0;
 }
 
+/* ROOT: `virtiofs <tag>`, the tag as MOUNT's. */
+static int parse_root(struct spec *s, const unsigned char *payload, size_t len) {
+  if (s->root_tag[0]) return fail("bad spec: ROOT sent twice");
+  char *text = payload_string("ROOT", payload, len), tag[VIRTIOFS_TAG_MAX + 1];
+  if (!text) return -1;
+  int at = 0;
+  bool ok = strncmp(text, "virtiofs ", 9) == 0 && sscanf(text + 9, "%36[A-Za-z0-9_-]%n", tag, &at) == 1 && text[9 + at] == '\0';
+  if (ok) strcpy(s->root_tag, tag);
+  else fail("bad ROOT \"%s\": expected \"virtiofs TAG\", TAG 1 to %d letters, digits, '_' or '-'", text, VIRTIOFS_TAG_MAX);
+  free(text);
+  return ok ? 0 : -1;
+}
+
+/* setrlimit(2)'s resources, by the names OCI gives them (the C ones). */
+static const char *const rlimit_names[RLIMITS_MAX] = {
+    [RLIMIT_CPU] = "RLIMIT_CPU", [RLIMIT_FSIZE] = "RLIMIT_FSIZE", [RLIMIT_DATA] = "RLIMIT_DATA", [RLIMIT_STACK] = "RLIMIT_STACK",
+    [RLIMIT_CORE] = "RLIMIT_CORE", [RLIMIT_RSS] = "RLIMIT_RSS", [RLIMIT_NPROC] = "RLIMIT_NPROC", [RLIMIT_NOFILE] = "RLIMIT_NOFILE",
+    [RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK", [RLIMIT_AS] = "RLIMIT_AS", [RLIMIT_LOCKS] = "RLIMIT_LOCKS",
+    [RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING", [RLIMIT_MSGQUEUE] = "RLIMIT_MSGQUEUE", [RLIMIT_NICE] = "RLIMIT_NICE",
+    [RLIMIT_RTPRIO] = "RLIMIT_RTPRIO", [RLIMIT_RTTIME] = "RLIMIT_RTTIME",
+};
+
+/* One limit: `unlimited`, or a decimal number as parse_decimal takes it; then one space. */
+static int parse_limit(const char **p, rlim_t *out) {
+  uint64_t n;
+  if (strncmp(*p, "unlimited ", 10) == 0) {
+    *p += 10;
+    *out = RLIM_INFINITY;
+    return 0;
+  }
+  if (parse_decimal(p, true, &n) != 0) return -1;
+  *out = (rlim_t)n;
+  return 0;
+}
+
+/* RLIMIT: `<resource> <soft> <hard>`. */
+static int parse_rlimit(struct spec *s, const unsigned char *payload, size_t len) {
+  if (s->nrlimits == RLIMITS_MAX) return fail("bad spec: more than %d RLIMITs", RLIMITS_MAX);
+  char text[64];
+  if (len > sizeof text - 2) return fail("bad RLIMIT: %zu bytes", len);
+  memcpy(text, payload, len);
+  strcpy(text + len, " "); /* every word then ends in one space */
+  size_t n = strcspn(text, " ");
+  struct resource_limit l = {.resource = -1};
+  for (int r = 0; r < RLIMITS_MAX; r++)
+    if (strlen(rlimit_names[r]) == n && strncmp(text, rlimit_names[r], n) == 0) l.resource = r, l.name = rlimit_names[r];
+  if (l.resource < 0) return fail("bad RLIMIT \"%.*s\": the resource must be one of setrlimit(2)'s RLIMIT_ names", (int)len, text);
+  const char *p = text + n + 1;
+  if (parse_limit(&p, &l.limit.rlim_cur) != 0 || parse_limit(&p, &l.limit.rlim_max) != 0 || p != text + len + 1)
+    return fail("bad RLIMIT \"%.*s\": expected RESOURCE SOFT HARD, each limit a decimal number or unlimited", (int)len, text);
+  if (l.limit.rlim_cur > l.limit.rlim_max) return fail("bad RLIMIT \"%.*s\": the soft limit is above the hard one", (int)len, text);
+  for (size_t i = 0; i < s->nrlimits; i++)
+    if (s->rlimits[i].resource == l.resource) return fail("bad spec: %s sent twice", l.name);
+  s->rlimits[s->nrlimits++] = l;
+  return 0;
+}
+
 static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payload, size_t len) {
   char *str;
   if (s->container && (type == FRAME_HOSTNAME || type == FRAME_READONLY || type == FRAME_RESOLV || type == FRAME_HOSTS ||
-                       type == FRAME_NETWORK || type == FRAME_MOUNT || type == FRAME_FRESH))
+                       type == FRAME_NETWORK || type == FRAME_MOUNT || type == FRAME_FRESH || type == FRAME_ROOT))
     return fail("bad spec: frame type %u in container mode: runc sets that up", type);
   switch (type) {
   case FRAME_ARG:
@@ -305,6 +362,10 @@ static int add_run_frame(struct spec *s, uint8_t type, const unsigned char *payl
     for (int i = 8; i-- > 0;) s->fresh_realtime_ns = s->fresh_realtime_ns << 8 | payload[i]; /* u64 LE */
     memcpy(s->fresh_seed, payload + 8, sizeof s->fresh_seed);
     return 0;
+  case FRAME_ROOT:
+    return parse_root(s, payload, len);
+  case FRAME_RLIMIT:
+    return parse_rlimit(s, payload, len);
   }
   return fail("bad spec: frame type %u is not part of a run spec", type);
 }
@@ -371,6 +432,10 @@ int spec_check(const struct spec *s) {
     }
   }
   if (s->mode == MODE_UNPACK && !unpacks) return fail("bad spec: unpack without a LAYER");
+  /* ROOT's directory is the host's: no layers under it, and no /etc files of the agent's in it. */
+  if (s->root_tag[0] && s->nlayers) return fail("bad spec: ROOT with a LOWER: the root is one or the other");
+  if (s->root_tag[0] && (s->resolv || s->hosts))
+    return fail("bad spec: %s with ROOT: the agent does not write into the host's root directory", s->resolv ? "RESOLV" : "HOSTS");
   if (s->mode == MODE_RUN && s->idle && s->argc > 0) return fail("bad spec: IDLE with an ARG");
   if (s->mode == MODE_RUN && !s->idle && s->argc == 0) return fail("bad spec: run without an ARG");
   return 0;

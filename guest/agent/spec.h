@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #include "channel.h"
 
@@ -39,6 +40,16 @@ struct volume {
   char *options, *target;
 };
 
+/* As many as setrlimit(2) has resources: each may be sent once. */
+#define RLIMITS_MAX 16
+
+/* An RLIMIT: resource `resource` (named `name`, the OCI and C name) set to `limit`. */
+struct resource_limit {
+  const char *name;
+  int resource;
+  struct rlimit limit;
+};
+
 struct spec {
   enum mode mode;
   struct layer *layers;
@@ -65,10 +76,16 @@ struct spec {
   bool fresh;
   uint64_t fresh_realtime_ns;
   unsigned char fresh_seed[64];
+  /* ROOT: the virtio-fs device whose share is the container's root itself, instead of an overlay
+   * of LOWERs; "" when not sent. */
+  char root_tag[VIRTIOFS_TAG_MAX + 1];
+  /* RLIMITs, set in the process while it may still raise a hard limit. */
+  struct resource_limit rlimits[RLIMITS_MAX];
+  size_t nrlimits;
   /* Set before the first frame when the agent runs under runc (`init container`): there are no
-   * block devices and no VM, so LOWER, a LAYER's target, HOSTNAME, READONLY, RESOLV, HOSTS,
-   * NETWORK, MOUNT and FRESH are
-   * refused (the host and runc set those up) and the root is whatever runc made it. */
+   * block devices and no VM, so LOWER, ROOT, a LAYER's target, HOSTNAME, READONLY, RESOLV, HOSTS,
+   * NETWORK, MOUNT and FRESH are refused (the host and runc set those up) and the root is
+   * whatever runc made it. */
   bool container;
   bool ended; /* END arrived */
   size_t total_bytes; /* of all payloads, bounded */

@@ -28,6 +28,8 @@ export enum FrameType {
   Exec = 18,
   Idle = 19,
   Fresh = 20,
+  Root = 21,
+  Rlimit = 22,
   Phase = 32,
   Exit = 33,
   Error = 34,

@@ -12,6 +12,8 @@ export interface Stdio {
 
 /** What a caller can do to a process in progress. */
 export interface ProcessControl {
+  /** Where known: resolves once the process runs; rejects (125-127) when it could not start. */
+  started?: Promise<void>;
   /** Sends a signal (name or number) to the process. */
   signal(signal: NodeJS.Signals | number): void;
   /** Tells the process's terminal its new size (TTY runs). */
@@ -30,4 +32,6 @@ export interface RunControl extends ProcessControl {
    * it too.
    */
   exec(spec: ProcessSpec, stdio: Stdio, onStart?: (control: ProcessControl) => void): Promise<number>;
+  /** The host process that holds the run (the VMM; runc's container init), when it has one. */
+  pid(): number | undefined;
 }

@@ -19,14 +19,15 @@ export interface ProcessSockets {
 
 export function processControl(session: AgentSession): ProcessControl {
   return {
+    started: session.started,
     signal: (signal) => session.send(FrameType.Signal, u32(typeof signal === 'number' ? signal : constants.signals[signal])),
     resize: (rows, cols) => session.send(FrameType.Resize, terminalSize(rows, cols)),
   };
 }
 
-/** The main process's control, with the run's means to stop and to exec. */
-export function runControl(session: AgentSession, stop: () => void, exec: RunControl['exec']): RunControl {
-  return { ...processControl(session), started: session.started, stop, exec };
+/** The main process's control, with the run's means to stop and to exec, and its host process's pid. */
+export function runControl(session: AgentSession, stop: () => void, exec: RunControl['exec'], pid: RunControl['pid']): RunControl {
+  return { ...processControl(session), started: session.started, stop, exec, pid };
 }
 
 /**

@@ -23,6 +23,15 @@ export interface ProcessSpec {
   workdir: string;
   user: string;
   tty?: { rows: number; cols: number };
+  /** setrlimit(2) before the process starts: `type` is an OCI name such as RLIMIT_NOFILE. */
+  rlimits?: Rlimit[];
+}
+
+export interface Rlimit {
+  type: string;
+  /** At or above 2^63: unlimited (an OCI spec's RLIM_INFINITY does not survive JSON exactly). */
+  soft: number;
+  hard: number;
 }
 
 export interface RunSpec extends ProcessSpec {
@@ -45,21 +54,28 @@ export type AgentHome = 'vm' | 'container';
 export const UNPACK_ROOT = '/mnt/root';
 
 /**
- * Starts the process. In a VM, `lowers` are the partitions holding the image's layers, bottom
- * first; the agent stacks them under a writable layer of its own.
+ * A VM's root: the partitions holding the image's layers, bottom first, which the agent stacks
+ * under a writable layer of its own; or a virtio-fs share that is the root itself (a containerd
+ * bundle's rootfs), into which nothing of vmrun's is written.
  */
-export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHome, lowers: string[] = []): void {
+export type VmRootSpec = { lowers: string[] } | { share: string };
+
+/** Starts the process; in a VM, on `root`. */
+export function sendRunSpec(session: AgentSession, spec: RunSpec, home: AgentHome, root: VmRootSpec = { lowers: [] }): void {
   session.send(FrameType.Mode, 'run');
-  for (const lower of lowers) session.send(FrameType.Lower, lower);
+  if ('share' in root) session.send(FrameType.Root, `virtiofs ${root.share}`);
+  else for (const lower of root.lowers) session.send(FrameType.Lower, lower);
   if (home === 'vm') session.send(FrameType.Fresh, freshPayload());
   sendProcess(session, spec);
   if (spec.idle) session.send(FrameType.Idle);
   if (home === 'vm') {
-    const etc = etcFiles(spec);
     session.send(FrameType.Hostname, spec.hostname);
     if (spec.readOnly) session.send(FrameType.ReadOnly);
-    session.send(FrameType.Resolv, etc['resolv.conf']);
-    session.send(FrameType.Hosts, etc.hosts);
+    if (!('share' in root)) {
+      const etc = etcFiles(spec);
+      session.send(FrameType.Resolv, etc['resolv.conf']);
+      session.send(FrameType.Hosts, etc.hosts);
+    }
     // In a container, pasta configures eth0 from outside.
     if (spec.network.mode === 'bridge') {
       const v6 = spec.network.ipv6;
@@ -99,6 +115,11 @@ function sendProcess(session: AgentSession, spec: ProcessSpec): void {
   session.send(FrameType.Workdir, spec.workdir);
   if (spec.user) session.send(FrameType.User, spec.user);
   if (spec.tty) session.send(FrameType.Tty, terminalSize(spec.tty.rows, spec.tty.cols));
+  for (const r of spec.rlimits ?? []) session.send(FrameType.Rlimit, `${r.type} ${rlimitValue(r.soft)} ${rlimitValue(r.hard)}`);
+}
+
+function rlimitValue(n: number): string {
+  return n >= 2 ** 63 ? 'unlimited' : String(Math.trunc(n));
 }
 
 /** Where the agent reads a layer's blob: `offset` bytes into /dev/<device>. */

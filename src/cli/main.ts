@@ -16,6 +16,7 @@ import { registerInfoCommands } from './info-commands';
 import { registerSuperviseCommand } from './detach';
 import { registerRunCommand } from './run-command';
 import { registerSandboxCommands } from './sandbox-commands';
+import { registerShimCommand } from './shim-command';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -39,6 +40,7 @@ registerSandboxCommands(program);
 registerInfoCommands(program);
 registerBenchCommand(program);
 registerImageCommands(program);
+registerShimCommand(program);
 
 program
   .command('boot')

@@ -59,7 +59,8 @@ export async function runInContainer(
       const binds = etcBinds(spec, path.join(dir, 'etc'));
       const options = { root: overlay.root, readOnlyRoot: spec.readOnly, hostname: spec.hostname, binds, volumes, limits: resources, stdio: true, name: resources.name };
       return await withAgentContainer(options, async ({ session, sockets, stop, pid, exec }) => {
-        const network = await withNetns(await pid(), async (fd): Promise<UserNetwork | undefined> => (bridge ? startPasta(bridge, fd) : loopbackOnly(fd)));
+        const initPid = await pid();
+        const network = await withNetns(initPid, async (fd): Promise<UserNetwork | undefined> => (bridge ? startPasta(bridge, fd) : loopbackOnly(fd)));
         try {
           if (network) resources.onPublished?.(network.published);
           sendRunSpec(session, spec, 'container');
@@ -72,7 +73,7 @@ export async function runInContainer(
             } finally {
               await started.finish();
             }
-          }));
+          }, () => initPid));
           // Once the container is gone, nobody holds the other ends of the output streams: they end.
           return { exitCode: await relayProcess(session, sockets!, stdio), layers, guest: session.phasesMs() };
         } finally {

@@ -1,7 +1,8 @@
 /**
  * The microVM runtime: runs a RunSpec in a VM whose root is the image's cached layers (one
  * read-only disk, a partition per layer, shared by every VM of images that have them) under a
- * writable overlay that dies with the VM. stdio travels
+ * writable overlay that dies with the VM, or else a host directory shared whole over virtio-fs
+ * (a containerd bundle's rootfs, which containerd's snapshotter mounted). stdio travels
  * on vsock connections of its own, with backpressure end to end; signals and terminal sizes on
  * the control connection. The network, unless the spec has none, is passt's (src/network/).
  */
@@ -18,7 +19,7 @@ import { ensureLayerDisks, layerPartitions, layersDrive, type LayerDisks } from 
 import type { MachineExit } from './machine';
 import type { PortMapping } from '../network/options';
 import { startPasst } from '../network/user-net';
-import { startShares, stopShares, type Share } from '../volumes/virtiofsd';
+import { startRootShare, startShares, stopShares, type Share } from '../volumes/virtiofsd';
 import { ensureAgentSnapshot } from './snapshot';
 
 export interface VmResources {
@@ -32,10 +33,15 @@ export interface VmResources {
   onPublished?: (ports: PortMapping[]) => void;
 }
 
+/** A host directory that is the VM's root, in place of an image's layers. */
+export interface RootDirectory {
+  directory: string;
+}
+
 export interface VmRunResult {
   exitCode: number;
-  /** How the image's layers came to be: unpacked by this run, or from the cache. */
-  layers: LayerDisks;
+  /** How the image's layers came to be: unpacked by this run, or from the cache (none for a RootDirectory). */
+  layers?: LayerDisks;
   host: HostTimings;
   /** Guest milestones in ms of guest boot time (`agent`, `exec`, ...). */
   guest: Record<string, number>;
@@ -44,7 +50,7 @@ export interface VmRunResult {
 const DEFAULT_MEMORY_MIB = 1024;
 
 export async function runInVm(
-  image: Image,
+  root: Image | RootDirectory,
   spec: RunSpec,
   stdio: Stdio,
   resources: VmResources = {},
@@ -56,9 +62,11 @@ export async function runInVm(
   let shares: Share[] = [];
   try {
     shares = await startShares(spec.volumes);
-    const layers = await ensureLayerDisks(image, { kernel: resources.kernel });
+    const rootShare = 'directory' in root ? await startRootShare(root.directory, spec.readOnly) : undefined;
+    if (rootShare) shares.push(rootShare);
+    const layers = 'directory' in root ? undefined : await ensureLayerDisks(root, { kernel: resources.kernel });
     // The only disk: vda, its partitions vda1, vda2, ... the layers.
-    const drives = layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
+    const drives = layers && layers.paths.length > 0 ? [layersDrive(layers.paths)] : [];
     if (network) resources.onPublished?.(network.published);
     const memoryMiB = resources.memoryMiB ?? DEFAULT_MEMORY_MIB;
     const vcpus = resources.vcpus ?? 1;
@@ -78,8 +86,9 @@ export async function runInVm(
     return await withAgentVm(options, async ({ vm, listener, session, timings, ended }) => {
       // Without passt (an offline host) the guest gets no NIC and the agent configures lo alone.
       const guestNetwork: RunSpec['network'] = network && spec.network.mode === 'bridge' ? { ...spec.network, ipv6: network.ipv6 } : { mode: 'none' };
-      sendRunSpec(session, { ...spec, network: guestNetwork }, 'vm', layerPartitions('vda', layers.paths.length));
-      onStart?.(runControl(session, () => vm.kill(), vmExec(listener, session, ended)));
+      const vmRoot = rootShare ? { share: rootShare.tag } : { lowers: layerPartitions('vda', layers?.paths.length ?? 0) };
+      sendRunSpec(session, { ...spec, network: guestNetwork }, 'vm', vmRoot);
+      onStart?.(runControl(session, () => vm.kill(), vmExec(listener, session, ended), () => vm.process().pid ?? undefined));
       const sockets = { stdin: listener.accept(AgentPort.Stdin), stdout: listener.accept(AgentPort.Stdout), stderr: listener.accept(AgentPort.Stderr) };
       const exitCode = await relayProcess(session, sockets, stdio, ended.then((exit: MachineExit) => {
         throw new AgentError(`the VM ended (${exit.kind}) before the process's output was complete`);

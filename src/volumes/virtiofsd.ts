@@ -52,8 +52,16 @@ export async function stopShares(shares: Share[]): Promise<void> {
   await Promise.all(shares.map((s) => s.stop()));
 }
 
-/** `volume.source` must be resolved already (withRealSources). */
-async function startVirtiofsd(volume: BindVolume, tag: string): Promise<Share> {
+/**
+ * A share that is the VM's root itself (a containerd bundle's rootfs), not a directory holding
+ * one entry: the same sandboxed virtiofsd, bound on the share's top directory.
+ */
+export async function startRootShare(directory: string, readOnly: boolean): Promise<Share> {
+  return startVirtiofsd({ kind: 'bind', source: fs.realpathSync(directory), target: '/', readOnly }, 'root', true);
+}
+
+/** `volume.source` must be resolved already (withRealSources); `whole`: the share is the source itself. */
+async function startVirtiofsd(volume: BindVolume, tag: string, whole = false): Promise<Share> {
   if (process.getuid?.() !== 0) {
     throw new VolumeError(`binding ${volume.source} into a VM needs root (virtiofsd sandboxes itself with namespaces): run vmrun as root, or use --runtime container`);
   }
@@ -61,10 +69,12 @@ async function startVirtiofsd(volume: BindVolume, tag: string): Promise<Share> {
   const source = volume.source;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmrun-fs-'));
   const root = path.join(dir, 'share');
-  const entry = path.join(root, 'v');
+  const entry = whole ? root : path.join(root, 'v');
   fs.mkdirSync(root, { mode: 0o755 });
-  if (fs.statSync(source).isDirectory()) fs.mkdirSync(entry);
-  else fs.writeFileSync(entry, '');
+  if (!whole) {
+    if (fs.statSync(source).isDirectory()) fs.mkdirSync(entry);
+    else fs.writeFileSync(entry, '');
+  }
   const socket = path.join(dir, 'fs.sock');
   const args = [
     '--mount', '--propagation', 'private', '--', 'sh', '-c', BIND_SCRIPT, 'sh', source, entry, volume.readOnly ? 'ro' : 'rw',

@@ -21,7 +21,7 @@ const spec: RunSpec = {
 function sent(home: AgentHome): { type: FrameType; payload?: Buffer | string }[] {
   const frames: { type: FrameType; payload?: Buffer | string }[] = [];
   const session = { send: (type: FrameType, payload?: Buffer | string) => frames.push({ type, payload }) } as unknown as AgentSession;
-  sendRunSpec(session, spec, home, home === 'vm' ? ['vda1'] : []);
+  sendRunSpec(session, spec, home, { lowers: home === 'vm' ? ['vda1'] : [] });
   return frames;
 }
 

@@ -65,6 +65,7 @@ function fakeRun() {
       fail(new Error('stopped'));
     },
     exec: () => Promise.reject(new Error('no exec in this stand-in')),
+    pid: () => undefined,
     started: Promise.resolve(),
   };
   const run = (onStart: (c: RunControl) => void) =>

@@ -1,4 +1,4 @@
-// Imports run one way: cli -> sandboxes -> run -> vm / container -> agent -> shared pieces -> image. A module
+// Imports run one way: cli (and containerd's shim) -> sandboxes -> run -> vm / container -> agent -> shared pieces -> image. A module
 // that reaches up (the container runtime into the VM's code, the agent protocol into run/) is a
 // layering bug; this lists every one.
 import fs from 'node:fs';
@@ -10,13 +10,15 @@ const src = path.join(__dirname, '..', '..', 'src');
 
 /** What each layer (a folder of src/) must never import. */
 const FORBIDDEN: Record<string, string[]> = {
-  image: ['cli', 'sandboxes', 'run', 'vm', 'container', 'agent', 'guest', 'bench'],
-  agent: ['cli', 'sandboxes', 'run', 'vm', 'container', 'bench'],
-  guest: ['cli', 'run', 'vm', 'container', 'agent', 'bench'],
-  vm: ['cli', 'sandboxes', 'run', 'container', 'bench'],
-  container: ['cli', 'sandboxes', 'run', 'vm', 'bench'],
-  run: ['cli', 'bench', 'sandboxes'],
-  sandboxes: ['cli', 'bench'],
+  image: ['cli', 'shim', 'sandboxes', 'run', 'vm', 'container', 'agent', 'guest', 'bench'],
+  agent: ['cli', 'shim', 'sandboxes', 'run', 'vm', 'container', 'bench'],
+  guest: ['cli', 'shim', 'run', 'vm', 'container', 'agent', 'bench'],
+  vm: ['cli', 'shim', 'sandboxes', 'run', 'container', 'bench'],
+  container: ['cli', 'shim', 'sandboxes', 'run', 'vm', 'bench'],
+  run: ['cli', 'shim', 'bench', 'sandboxes'],
+  sandboxes: ['cli', 'shim', 'bench'],
+  // containerd's shim sits beside the CLI: it drives VMs, never the CLI.
+  shim: ['cli', 'bench', 'sandboxes'],
 };
 
 function sources(dir: string): string[] {

@@ -523,6 +523,121 @@ static void test_frames(void) {
 
 static int add(struct spec *s, uint8_t type, const char *text) { return spec_add(s, type, (const unsigned char *)text, strlen(text)); }
 
+/* A run spec of `n` frames (type, payload) after MODE run, then ARG sh and END: the result of
+ * spec_check, or -1 when a frame was refused. */
+static int run_spec(size_t n, const uint8_t *types, const char *const *payloads) {
+  struct spec s;
+  spec_init(&s);
+  int rc = add(&s, FRAME_MODE, "run");
+  for (size_t i = 0; i < n && rc == 0; i++) rc = add(&s, types[i], payloads[i]);
+  if (rc == 0) rc = add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 ? spec_check(&s) : -1;
+  spec_free(&s);
+  return rc;
+}
+
+static void test_root_spec(void) {
+  struct spec s;
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ROOT, "virtiofs rootfs-0_A") == 0 && add(&s, FRAME_READONLY, "") == 0 &&
+         add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0 && strcmp(s.root_tag, "rootfs-0_A") == 0 &&
+         s.nlayers == 0,
+     "ROOT: the tag of the share that is the root");
+  spec_free(&s);
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ROOT, "virtiofs a") == 0 && add(&s, FRAME_ROOT, "virtiofs b") != 0 &&
+         strstr(agent_error, "ROOT sent twice"),
+     "ROOT twice refused: %s", agent_error);
+  spec_free(&s);
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_ROOT, "virtiofs rootfs") != 0, "ROOT refused in an unpack spec");
+  spec_free(&s);
+
+  const uint8_t root_lower[] = {FRAME_ROOT, FRAME_LOWER}, lower_root[] = {FRAME_LOWER, FRAME_ROOT};
+  const char *const root_lower_p[] = {"virtiofs rootfs", "vda1"}, *const lower_root_p[] = {"vda1", "virtiofs rootfs"};
+  ok(run_spec(2, root_lower, root_lower_p) != 0 && strstr(agent_error, "ROOT with a LOWER") &&
+         run_spec(2, lower_root, lower_root_p) != 0 && strstr(agent_error, "ROOT with a LOWER"),
+     "ROOT with a LOWER refused, either way round: %s", agent_error);
+  const uint8_t root_hosts[] = {FRAME_ROOT, FRAME_HOSTS}, resolv_root[] = {FRAME_RESOLV, FRAME_ROOT};
+  const char *const root_hosts_p[] = {"virtiofs rootfs", "127.0.0.1\tlocalhost\n"};
+  const char *const resolv_root_p[] = {"nameserver 10.0.2.3\n", "virtiofs rootfs"};
+  ok(run_spec(2, root_hosts, root_hosts_p) != 0 && strstr(agent_error, "bad spec: HOSTS with ROOT: "),
+     "ROOT with HOSTS refused: %s", agent_error);
+  ok(run_spec(2, resolv_root, resolv_root_p) != 0 && strstr(agent_error, "bad spec: RESOLV with ROOT: "),
+     "ROOT with RESOLV refused: %s", agent_error);
+
+  const char *malformed[] = {"virtiofs", "virtiofs ", "virtiofs bad/tag", "virtiofs tag x", "virtiofs  tag", "virtiofstag",
+                             "virtiofs tag\n", "tmpfs tag", "VIRTIOFS tag", "virtiofs 0123456789012345678901234567890123456", ""};
+  const uint8_t root[] = {FRAME_ROOT};
+  bool refused = true;
+  for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++)
+    refused = refused && run_spec(1, root, &malformed[i]) != 0 && strstr(agent_error, "bad ROOT");
+  const char *longest = "virtiofs 012345678901234567890123456789012345";
+  ok(refused && run_spec(1, root, &longest) == 0, "malformed ROOT refused, a 36-character tag taken");
+}
+
+static void test_rlimit_spec(void) {
+  struct spec s;
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_RLIMIT, "RLIMIT_NOFILE 1024 4096") == 0 &&
+         add(&s, FRAME_RLIMIT, "RLIMIT_CORE 0 unlimited") == 0 && add(&s, FRAME_RLIMIT, "RLIMIT_STACK unlimited unlimited") == 0 &&
+         s.nrlimits == 3 && s.rlimits[0].resource == RLIMIT_NOFILE && strcmp(s.rlimits[0].name, "RLIMIT_NOFILE") == 0 &&
+         s.rlimits[0].limit.rlim_cur == 1024 && s.rlimits[0].limit.rlim_max == 4096 && s.rlimits[1].resource == RLIMIT_CORE &&
+         s.rlimits[1].limit.rlim_cur == 0 && s.rlimits[1].limit.rlim_max == RLIM_INFINITY &&
+         s.rlimits[2].limit.rlim_cur == RLIM_INFINITY,
+     "RLIMIT: resource, soft and hard limits, unlimited");
+  ok(add(&s, FRAME_RLIMIT, "RLIMIT_NOFILE 10 10") != 0 && strstr(agent_error, "RLIMIT_NOFILE sent twice"),
+     "the same RLIMIT twice refused: %s", agent_error);
+  spec_free(&s);
+
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_RLIMIT, "RLIMIT_NOFILE 2048 1024") != 0 && strstr(agent_error, "soft limit is above") &&
+         add(&s, FRAME_RLIMIT, "RLIMIT_NOFILE unlimited 1024") != 0,
+     "RLIMIT with soft above hard refused: %s", agent_error);
+  spec_free(&s);
+  const char *unknown[] = {"RLIMIT_FOO 1 2", "rlimit_nofile 1 2", "NOFILE 1 2", "RLIMIT_NOFILEX 1 2", "RLIMIT_ 1 2", " RLIMIT_NOFILE 1 2"};
+  bool refused = true;
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+    spec_init(&s);
+    refused = refused && add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_RLIMIT, unknown[i]) != 0 && strstr(agent_error, "RLIMIT_ names");
+    spec_free(&s);
+  }
+  ok(refused, "RLIMIT of an unknown resource refused: %s", agent_error);
+  const char *garbage[] = {"RLIMIT_NOFILE", "RLIMIT_NOFILE 1", "RLIMIT_NOFILE 1k 2", "RLIMIT_NOFILE -1 2", "RLIMIT_NOFILE +1 2",
+                           "RLIMIT_NOFILE 01 2", "RLIMIT_NOFILE 1  2", "RLIMIT_NOFILE  1 2", "RLIMIT_NOFILE 1 2 ", "RLIMIT_NOFILE 1 2 3",
+                           "RLIMIT_NOFILE 1 2\n", "RLIMIT_NOFILE 1 99999999999999999999", "RLIMIT_NOFILE 1 Unlimited",
+                           "RLIMIT_NOFILE 1 infinity", "RLIMIT_NOFILE 0x10 0x20", "RLIMIT_NOFILE 1 unlimitedx", ""};
+  refused = true;
+  for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+    spec_init(&s);
+    refused = refused && add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_RLIMIT, garbage[i]) != 0;
+    spec_free(&s);
+  }
+  spec_init(&s);
+  ok(refused && add(&s, FRAME_MODE, "run") == 0 && spec_add(&s, FRAME_RLIMIT, (const unsigned char *)"RLIMIT_CPU 1\0 2", 14) != 0 &&
+         add(&s, FRAME_RLIMIT, "RLIMIT_CPU 1 2 RLIMIT_CPU 1 2 RLIMIT_CPU 1 2 RLIMIT_CPU 1 2 RLIMIT_CPU") != 0,
+     "RLIMIT with garbage for limits refused");
+  spec_free(&s);
+
+  const char *all[] = {"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC",
+                       "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE",
+                       "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"};
+  spec_init(&s);
+  s.container = true; /* as an EXEC's spec is read */
+  bool taken = add(&s, FRAME_MODE, "run") == 0;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    char text[64];
+    snprintf(text, sizeof text, "%s 18446744073709551609 unlimited", all[i]);
+    taken = taken && add(&s, FRAME_RLIMIT, text) == 0;
+  }
+  ok(taken && s.nrlimits == 16 && add(&s, FRAME_RLIMIT, "RLIMIT_CPU 1 1") != 0 && strstr(agent_error, "more than 16 RLIMITs") &&
+         add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
+     "all 16 RLIMITs taken, in container mode too, a 17th refused: %s", agent_error);
+  spec_free(&s);
+  spec_init(&s);
+  ok(add(&s, FRAME_MODE, "unpack") == 0 && add(&s, FRAME_RLIMIT, "RLIMIT_CPU 1 1") != 0, "RLIMIT refused in an unpack spec");
+  spec_free(&s);
+}
+
 static void test_spec(void) {
   struct layer l;
   const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -700,6 +815,8 @@ static void test_spec(void) {
   ok(add(&s, FRAME_SIGNAL, "1234") != 0, "SIGNAL inside the spec refused");
   ok(add(&s, 99, "") != 0, "unknown frame type refused");
   spec_free(&s);
+  test_root_spec();
+  test_rlimit_spec();
 
   /* Container mode: the host and runc provide the root, host name, read-only-ness, resolv.conf and hosts. */
   spec_init(&s);
@@ -707,10 +824,11 @@ static void test_spec(void) {
   ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, FRAME_ARG, "sh") == 0 && add(&s, FRAME_END, "") == 0 && spec_check(&s) == 0,
      "container mode: a run spec without LOWER");
   spec_free(&s);
-  const char *runc_frames[] = {"LOWER", "HOSTNAME", "READONLY", "RESOLV", "HOSTS", "NETWORK", "MOUNT"};
-  const uint8_t runc_types[] = {FRAME_LOWER, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS, FRAME_NETWORK, FRAME_MOUNT};
-  const char *payloads[] = {"vda1", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n", "10.0.2.15/24 10.0.2.2", "tmpfs rw /x"};
-  for (size_t i = 0; i < 7; i++) {
+  const char *runc_frames[] = {"LOWER", "HOSTNAME", "READONLY", "RESOLV", "HOSTS", "NETWORK", "MOUNT", "ROOT"};
+  const uint8_t runc_types[] = {FRAME_LOWER, FRAME_HOSTNAME, FRAME_READONLY, FRAME_RESOLV, FRAME_HOSTS, FRAME_NETWORK, FRAME_MOUNT, FRAME_ROOT};
+  const char *payloads[] = {"vda1", "host", "", "nameserver 1.1.1.1\n", "127.0.0.1\tlocalhost\n", "10.0.2.15/24 10.0.2.2", "tmpfs rw /x",
+                            "virtiofs rootfs"};
+  for (size_t i = 0; i < sizeof runc_types; i++) {
     spec_init(&s);
     s.container = true;
     ok(add(&s, FRAME_MODE, "run") == 0 && add(&s, runc_types[i], payloads[i]) != 0, "container mode: %s refused", runc_frames[i]);
@@ -864,6 +982,26 @@ static void test_process(void) {
   waitpid(pid, NULL, 0);
   close(h.ctl), close(h.in), close(h.out), close(h.err);
   s.idle = false;
+
+  /* RLIMITs reach the process; one the kernel refuses is a 125 naming the resource. */
+  char *argv5[] = {"/bin/sh", "-c", "ulimit -S -n; ulimit -H -n", NULL};
+  s.argv = argv5, s.argc = 3, s.nrlimits = 1;
+  s.rlimits[0] = (struct resource_limit){"RLIMIT_NOFILE", RLIMIT_NOFILE, {100, 200}};
+  pid = start_agent(&s, &h);
+  out = read_all(h.out);
+  ok(strcmp(out, "100\n200\n") == 0, "RLIMIT_NOFILE set in the process (got \"%s\")", out);
+  close(h.ctl), close(h.in), close(h.out), close(h.err);
+  waitpid(pid, NULL, 0);
+  s.rlimits[0].limit = (struct rlimit){1ull << 40, 1ull << 40}; /* above fs.nr_open: refused even to root */
+  pid = start_agent(&s, &h);
+  frame_reader_init(&r, h.ctl);
+  ok(frame_next(&r) == 1 && r.type == FRAME_ERROR && r.payload[0] == 125 &&
+         memmem(r.payload + 4, r.payload_len - 4, "setrlimit RLIMIT_NOFILE: ", 25),
+     "an RLIMIT the kernel refuses: ERROR 125");
+  frame_reader_free(&r);
+  waitpid(pid, NULL, 0);
+  close(h.ctl), close(h.in), close(h.out), close(h.err);
+  s.nrlimits = 0;
 }
 
 int main(int argc, char **argv) {
