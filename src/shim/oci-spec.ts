@@ -67,9 +67,12 @@ export function processFromOci(p: OciProcess | undefined, what: string): Process
   };
 }
 
-/** The task's RunSpec: its process comes later (Start), so the VM's main process idles until then. */
-export function runSpecFromOci(spec: OciSpec): { spec: RunSpec; resources: OciResources } {
-  const process = processFromOci(spec.process, 'the bundle');
+/**
+ * The task's RunSpec, whose main process idles, and the task's own process, which Start runs
+ * beside it; `terminal` is containerd's word on whether it gets one.
+ */
+export function runSpecFromOci(spec: OciSpec, terminal = spec.process?.terminal ?? false): { spec: RunSpec; process: ProcessSpec; resources: OciResources } {
+  const process = processFromOci({ ...spec.process, terminal }, 'the bundle');
   const hostname = spec.hostname || 'localhost';
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(hostname)) throw new RunSpecError(`the bundle's hostname ${JSON.stringify(hostname)} is invalid: use letters, digits, dots and dashes`);
   return {
@@ -84,7 +87,9 @@ export function runSpecFromOci(spec: OciSpec): { spec: RunSpec; resources: OciRe
       // containerd gives runc a new, empty network namespace: the VM likewise gets lo alone.
       network: { mode: 'none' },
       volumes: volumesFromOci(spec.mounts ?? []),
+      tty: undefined,
     },
+    process,
     resources: resourcesFromOci(spec),
   };
 }

@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { create, toBinary } from '@bufbuild/protobuf';
-import { AnySchema, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { AnySchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
 
 import type { RunControl } from '../agent/process-io';
+import type { RunSpec } from '../agent/specs';
 import { log } from '../log';
 import { discard } from '../streams';
 import { runInVm } from '../vm/runtime';
@@ -20,8 +21,23 @@ import type { EventPublisher } from './events';
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskStartSchema } from './gen/github.com/containerd/containerd/api/events/task_pb';
 import { Status } from './gen/github.com/containerd/containerd/api/types/task/task_pb';
 import { MetricsSchema } from './gen/github.com/containerd/cgroups/v2/stats/metrics_pb';
-import type { Task } from './gen/github.com/containerd/containerd/runtime/v2/task/shim_pb';
-import { processFromOci, runSpecFromOci, type OciProcess, type OciSpec } from './oci-spec';
+import type {
+  CloseIORequest,
+  ConnectRequest,
+  CreateTaskRequest,
+  DeleteRequest,
+  ExecProcessRequest,
+  KillRequest,
+  PidsRequest,
+  ResizePtyRequest,
+  ShutdownRequest,
+  StartRequest,
+  StateRequest,
+  StatsRequest,
+  Task,
+  WaitRequest,
+} from './gen/github.com/containerd/containerd/runtime/v2/task/shim_pb';
+import { processFromOci, runSpecFromOci, type OciProcess, type OciResources, type OciSpec } from './oci-spec';
 import { ShimProcess, type Exit } from './process';
 import { mountRootfs, unmountRootfs } from './rootfs';
 import { Code, TtrpcError, type ServiceImpl } from './ttrpc';
@@ -57,16 +73,14 @@ export class TaskService implements ServiceImpl<TaskMethods> {
 
   constructor(private readonly options: ShimOptions) {}
 
-  async create(req: { id: string; bundle: string; rootfs: { type: string; source: string; options: string[] }[]; terminal: boolean; stdin: string; stdout: string; stderr: string; checkpoint: string }) {
+  async create(req: CreateTaskRequest) {
     if (this.init) throw new TtrpcError(Code.AlreadyExists, `task ${req.id} already exists`);
     if (req.id !== this.options.id) throw new TtrpcError(Code.InvalidArgument, `this shim serves task ${this.options.id}, not ${req.id}`);
     if (req.checkpoint) throw new TtrpcError(Code.Unimplemented, 'restoring a task from a checkpoint is not supported by vmrun');
     const spec = readBundleSpec(req.bundle);
     let run;
-    let process;
     try {
-      run = runSpecFromOci(spec);
-      process = processFromOci(spec.process, 'the bundle');
+      run = runSpecFromOci(spec, req.terminal);
     } catch (err) {
       throw new TtrpcError(Code.InvalidArgument, errorText(err));
     }
@@ -76,7 +90,7 @@ export class TaskService implements ServiceImpl<TaskMethods> {
     });
     this.bundle = req.bundle;
     this.root = root;
-    this.init = new ShimProcess('', { ...process, tty: req.terminal ? process.tty ?? { rows: 24, cols: 80 } : undefined }, req);
+    this.init = new ShimProcess('', run.process, req);
     try {
       this.vm = await bootVm(root.path, run.spec, run.resources);
     } catch (err) {
@@ -97,7 +111,7 @@ export class TaskService implements ServiceImpl<TaskMethods> {
     return { pid };
   }
 
-  async start(req: { id: string; execId: string }) {
+  async start(req: StartRequest) {
     const p = this.process(req.id, req.execId);
     const vm = this.runningVm();
     await p.start(vm.control, (exit) => this.exited(p, exit));
@@ -107,7 +121,7 @@ export class TaskService implements ServiceImpl<TaskMethods> {
     return { pid };
   }
 
-  async state(req: { id: string; execId: string }) {
+  async state(req: StateRequest) {
     const p = this.process(req.id, req.execId);
     return {
       id: p === this.init ? this.options.id : p.execId,
@@ -119,12 +133,12 @@ export class TaskService implements ServiceImpl<TaskMethods> {
       stderr: p.fifos.stderr,
       terminal: p.terminal,
       exitStatus: p.exit?.status ?? 0,
-      exitedAt: p.exit && timestamp(p.exit.at),
+      exitedAt: p.exit && timestampFromDate(p.exit.at),
       execId: p.execId,
     };
   }
 
-  async kill(req: { id: string; execId: string; signal: number; all: boolean }) {
+  async kill(req: KillRequest) {
     const p = this.process(req.id, req.execId);
     if (p.status === 'created') {
       p.abandon(req.signal, (exit) => this.exited(p, exit));
@@ -135,7 +149,7 @@ export class TaskService implements ServiceImpl<TaskMethods> {
     return {};
   }
 
-  async exec(req: { id: string; execId: string; terminal: boolean; stdin: string; stdout: string; stderr: string; spec?: { typeUrl: string; value: Uint8Array } }) {
+  async exec(req: ExecProcessRequest) {
     this.process(req.id, '');
     this.runningVm();
     if (!req.execId) throw new TtrpcError(Code.InvalidArgument, 'an exec needs an exec id');
@@ -144,66 +158,66 @@ export class TaskService implements ServiceImpl<TaskMethods> {
     try {
       if (req.spec?.typeUrl !== PROCESS_SPEC_URL) throw new Error(`its spec is ${req.spec ? `of type ${req.spec.typeUrl}` : 'missing'}, not an OCI process`);
       const oci = JSON.parse(Buffer.from(req.spec.value).toString('utf8')) as OciProcess;
-      process = processFromOci(oci, `exec ${req.execId}`);
+      process = processFromOci({ ...oci, terminal: req.terminal }, `exec ${req.execId}`);
     } catch (err) {
       throw new TtrpcError(Code.InvalidArgument, `exec ${req.execId}: ${errorText(err)}`);
     }
-    this.execs.set(req.execId, new ShimProcess(req.execId, { ...process, tty: req.terminal ? process.tty ?? { rows: 24, cols: 80 } : undefined }, req));
+    this.execs.set(req.execId, new ShimProcess(req.execId, process, req));
     this.options.events.publish('/tasks/exec-added', TaskExecAddedSchema, { containerId: this.options.id, execId: req.execId });
     return {};
   }
 
-  async wait(req: { id: string; execId: string }) {
+  async wait(req: WaitRequest) {
     const exit = await this.process(req.id, req.execId).exited();
-    return { exitStatus: exit.status, exitedAt: timestamp(exit.at) };
+    return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) };
   }
 
-  async delete(req: { id: string; execId: string }) {
+  async delete(req: DeleteRequest) {
     const p = this.process(req.id, req.execId);
     if (p.status === 'running') throw new TtrpcError(Code.FailedPrecondition, `cannot delete ${p === this.init ? 'task' : 'exec'} ${req.execId || req.id}: it is running (kill it first)`);
     p.abandon(9, (exit) => this.exited(p, exit));
     const exit = p.exit!;
     if (p !== this.init) {
       this.execs.delete(p.execId);
-      return { pid: this.pid(), exitStatus: exit.status, exitedAt: timestamp(exit.at) };
+      return { pid: this.pid(), exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) };
     }
     const pid = this.pid();
     await this.teardown();
     this.deleted = true;
-    this.options.events.publish('/tasks/delete', TaskDeleteSchema, { containerId: this.options.id, pid, exitStatus: exit.status, exitedAt: timestamp(exit.at) });
-    return { pid, exitStatus: exit.status, exitedAt: timestamp(exit.at) };
+    this.options.events.publish('/tasks/delete', TaskDeleteSchema, { containerId: this.options.id, pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) });
+    return { pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) };
   }
 
-  async pids(req: { id: string }) {
+  async pids(req: PidsRequest) {
     this.process(req.id, '');
     const pid = this.pid();
     // The guest's own processes are not host processes: the VMM stands for them all.
     return { processes: pid ? [{ pid }] : [] };
   }
 
-  async closeIO(req: { id: string; execId: string; stdin: boolean }) {
+  async closeIO(req: CloseIORequest) {
     const p = this.process(req.id, req.execId);
     if (req.stdin) p.closeStdin();
     return {};
   }
 
-  async resizePty(req: { id: string; execId: string; width: number; height: number }) {
+  async resizePty(req: ResizePtyRequest) {
     this.process(req.id, req.execId).resize(req.height, req.width);
     return {};
   }
 
-  async stats(req: { id: string }) {
+  async stats(req: StatsRequest) {
     this.process(req.id, '');
     const metrics = create(MetricsSchema, vmmMetrics(this.pid()));
     return { stats: create(AnySchema, { typeUrl: MetricsSchema.typeName, value: toBinary(MetricsSchema, metrics) }) };
   }
 
-  async connect(req: { id: string }) {
+  async connect(req: ConnectRequest) {
     if (req.id && req.id !== this.options.id) throw new TtrpcError(Code.NotFound, `task ${req.id} not found`);
     return { shimPid: process.pid, taskPid: this.pid(), version: '' };
   }
 
-  async shutdown(req: { now: boolean }) {
+  async shutdown(req: ShutdownRequest) {
     if (this.init && !this.deleted && !req.now) return {};
     this.options.shutdown();
     return {};
@@ -259,7 +273,7 @@ export class TaskService implements ServiceImpl<TaskMethods> {
       id: p === this.init ? this.options.id : p.execId,
       pid: this.pid(),
       exitStatus: exit.status,
-      exitedAt: timestamp(exit.at),
+      exitedAt: timestampFromDate(exit.at),
     });
     // Init's end is the task's: the VM, and every exec in it, go with it.
     if (p === this.init) this.vm?.control.stop();
@@ -282,7 +296,7 @@ function readBundleSpec(bundle: string): OciSpec {
 }
 
 /** Boots the task's VM, its main process idle; resolves once execs can start in it. */
-async function bootVm(rootfs: string, spec: ReturnType<typeof runSpecFromOci>['spec'], resources: ReturnType<typeof runSpecFromOci>['resources']): Promise<TaskVm> {
+async function bootVm(rootfs: string, spec: RunSpec, resources: OciResources): Promise<TaskVm> {
   let started!: (control: RunControl) => void;
   const control = new Promise<RunControl>((resolve) => (started = resolve));
   const finished = runInVm({ directory: rootfs }, spec, { stdin: null, stdout: discard(), stderr: discard() }, { ...resources, coldBoot: true }, started);
@@ -311,10 +325,6 @@ function vmmMetrics(pid: number) {
   } catch {
     return {};
   }
-}
-
-function timestamp(at: Date): Timestamp {
-  return timestampFromDate(at);
 }
 
 function errorText(err: unknown): string {

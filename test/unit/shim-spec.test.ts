@@ -58,6 +58,8 @@ t.test('a bundle\'s spec: the VM idles until Start, its mounts and limits', asyn
     { kind: 'tmpfs', target: '/scratch', options: ['size=64m', 'noexec'] },
   ], 'binds and tmpfs; what every VM mounts itself is left to the agent');
   t.same(resources, { memoryMiB: 301, vcpus: 2 }, 'the memory limit rounded up to MiB, the CPU quota to whole vCPUs');
+  t.same(runSpecFromOci({ process: { args: ['x'] } }, true).process.tty, { rows: 24, cols: 80 }, 'containerd\'s terminal flag decides the task process\'s terminal');
+  t.equal(runSpecFromOci({ process: { args: ['x'], terminal: true } }).spec.tty, undefined, 'never the idle main process\'s');
   t.same(runSpecFromOci({ process: { args: ['x'] }, linux: { resources: { memory: { limit: 6 << 20 } } } }).resources.memoryMiB, 128, 'never below what a guest boots in');
   t.same(runSpecFromOci({ process: { args: ['x'] } }).resources, { memoryMiB: undefined, vcpus: undefined });
   t.throws(() => runSpecFromOci({ process: { args: ['x'] }, mounts: [{ destination: 'rel', type: 'bind', source: '/a' }] }), /must be an absolute path/);
