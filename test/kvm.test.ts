@@ -26,8 +26,8 @@ if (files.length === 0) throw new Error('no compiled KVM tests in dist/test/kvm:
 
 // Two rigs side by side, one emulated CPU each (a rig with two CPUs crashes nested guests, see
 // test/rig/run.sh): on a two-core machine this halves the suite's time. The files are split by
-// their time in a clean-clone CI run (seconds); files that share an image stay together, so that
-// it is unpacked once. A file not named here goes to the shard with less work: none is skipped.
+// their time in a clean-clone CI run with one rig (seconds; containerd's measured alone in the
+// rig); files that share vmrun's python image stay together, so that it is unpacked once. A file not named here goes to the shard with less work: none is skipped.
 const SHARDS: Record<string, number>[] = [
   { matrix: 883, containerd: 450, snapshot: 217, bench: 124 },
   // Every file that runs vmrun's python image.
