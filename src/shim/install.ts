@@ -8,14 +8,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { UsageError } from '../errors';
-import { executableOnPath } from '../paths';
+import { executableOnPath, packageRoot } from '../paths';
 
 export const SHIM_BINARY = 'containerd-shim-vmrun-v2';
 export const RUNTIME_TYPE = 'io.containerd.vmrun.v2';
 export const DEFAULT_SHIM_DIR = '/usr/local/bin';
 
-/** This vmrun's shim program. */
-const SHIM_MAIN = path.join(__dirname, 'main.js');
+/** This vmrun's shim program, as built (also when this module runs from its TypeScript source). */
+const SHIM_MAIN = path.join(packageRoot, 'dist', 'src', 'shim', 'main.js');
 
 function launcher(): string {
   return `#!/bin/sh\n# containerd's runtime ${RUNTIME_TYPE}: vmrun's shim (written by \`vmrun shim install\`).\nexec ${quote(process.execPath)} ${quote(SHIM_MAIN)} "$@"\n`;

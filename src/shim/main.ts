@@ -123,7 +123,7 @@ async function cleanupDead(flags: ShimFlags): Promise<void> {
 async function main(): Promise<void> {
   const flags = parseShimFlags(process.argv.slice(2));
   if (flags.debug) configureLog({ level: 'debug' });
-  if (!flags.id || !flags.namespace) throw new Error('containerd-shim-vmrun-v2 is run by containerd: it needs -namespace, -address and -id, then start or delete');
+  if (!flags.id || !flags.namespace) throw new Error('it is run by containerd: it needs -namespace, -address and -id, then start or delete');
   if (flags.action === 'start') return start(flags);
   if (flags.action === 'delete') return cleanupDead(flags);
   // The server alone loads the VMM's side: start and delete stay quick.
