@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { withLock } from './lock';
+import { tornDownAlready } from './teardown';
 
 /** Runs `body` holding the lock of cache entry `entry` (a path; its directory is made first). */
 export async function withCacheLock<T>(entry: string, body: () => Promise<T>): Promise<T> {
@@ -33,9 +34,11 @@ export async function ensureCacheEntries<T>(entries: string[], make: (missing: n
 /**
  * Moves the finished `temp` (a file or a directory beside `entry`) into place, unless another
  * process put an entry there first: one that may be in use is never replaced. Returns whether
- * `temp` was moved; when not, it is the caller's to remove.
+ * `temp` was moved; when not, or when this throws, it is the caller's to remove.
  */
 export function publishCacheEntry(temp: string, entry: string): boolean {
+  // After an internal error nothing new is cached: the work that made `temp` may be what failed.
+  if (tornDownAlready()) throw new Error(`not caching ${path.basename(entry)}: vmrun is unwinding after an internal error`);
   try {
     if (fs.statSync(temp).isDirectory()) {
       fs.renameSync(temp, entry);  // refused when entry is a directory with contents

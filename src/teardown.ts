@@ -15,6 +15,11 @@ export function onTeardown(stop: () => void): () => void {
   return () => stops.delete(stop);
 }
 
+/** Whether teardownAll has run: work still unwinding must not leave results behind. */
+export function tornDownAlready(): boolean {
+  return tornDown;
+}
+
 /** Stops everything registered now and from now on. */
 export function teardownAll(): void {
   tornDown = true;
